@@ -1,0 +1,96 @@
+"""The engine: chunks equal single steps, reset equals a fresh engine, ratios and inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import moving_clip
+from vidmatte import DeviceError, Matter, auto_downsample_ratio
+
+
+@pytest.fixture(scope="module")
+def matter():
+    return Matter(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def clip(sample_rgb):
+    return moving_clip(sample_rgb, 144, 256, frames=6)
+
+
+def test_chunk_equals_single_steps(matter, clip):
+    chunked, state_c = matter.step(clip)
+    state = (None,) * 4
+    singles = []
+    for frame in clip:
+        m, state = matter.step(frame, state)
+        singles.append(m)
+    assert torch.allclose(chunked.alpha, torch.cat([m.alpha for m in singles]), atol=1e-5)
+    assert torch.allclose(chunked.foreground, torch.cat([m.foreground for m in singles]), atol=1e-5)
+    for a, b in zip(state_c, state):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_state_is_carried_and_reset_equals_fresh_engine(matter, clip):
+    matter.reset()
+    first = matter(clip[:1]).alpha
+    second = matter(clip[:1]).alpha  # same frame again, but with memory now
+    assert (first - second).abs().max() > 1e-4
+    matter(clip[1:])
+    matter.reset()
+    again = matter(clip[:1]).alpha
+    fresh = Matter(device="cpu", model=matter.model)(clip[:1]).alpha
+    assert torch.equal(again, fresh) and torch.equal(again, first)
+
+
+def test_outputs_and_conversions(matter, clip):
+    matter.reset()
+    m = matter(clip[:2])
+    assert m.alpha.shape == (2, 1, 144, 256) and m.foreground.shape == (2, 3, 144, 256)
+    rgba = m.rgba()
+    assert rgba.shape == (2, 144, 256, 4) and rgba.dtype == np.uint8
+    assert np.array_equal(rgba[..., 3], m.alpha_uint8())
+    assert np.array_equal(rgba[..., :3], m.foreground_uint8())
+    # the portrait is found: the centre column is mostly foreground, the top corners background
+    alpha = m.alpha_uint8()[1]
+    assert alpha[100:, 110:150].mean() > 200 and alpha[:20, :20].mean() < 30
+
+
+def test_tensor_input_matches_uint8_input(matter, clip):
+    a, _ = matter.step(clip[:2])
+    t = torch.from_numpy(clip[:2]).permute(0, 3, 1, 2).float() / 255
+    b, _ = matter.step(t)
+    assert torch.allclose(a.alpha, b.alpha, atol=1e-6)
+
+
+def test_state_from_another_size_is_refused(matter, clip, sample_rgb):
+    _, state = matter.step(clip[:1])
+    with pytest.raises(ValueError, match="reset"):
+        matter.step(sample_rgb[:100, :120], state)
+
+
+def test_bad_frames_are_refused(matter):
+    with pytest.raises(ValueError):
+        matter.step(np.zeros((10, 10, 4), np.uint8))
+    with pytest.raises(ValueError):
+        matter.step(np.zeros((10, 10, 3), np.float32))
+
+
+def test_auto_ratio():
+    assert auto_downsample_ratio(256, 200) == 1.0
+    assert auto_downsample_ratio(720, 1280) == 0.4
+    assert auto_downsample_ratio(2160, 3840) == 512 / 3840
+    assert Matter(device="cpu", downsample_ratio=0.25, model=torch.nn.Identity()).ratio_for(720, 1280) == 0.25
+
+
+def test_device_and_precision_errors():
+    with pytest.raises(DeviceError):
+        Matter(device="cpu", precision="fp16", model=torch.nn.Identity())
+    with pytest.raises(DeviceError):
+        Matter(device="cpu", precision="fp8", model=torch.nn.Identity())
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA"):
+            Matter(device="cuda", model=torch.nn.Identity())
+    assert Matter(device="cpu", model=torch.nn.Identity()).dtype == torch.float32

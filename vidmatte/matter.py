@@ -1,0 +1,161 @@
+"""The engine: the matting network plus its recurrent state.
+
+`Matter` turns frames into foreground colour and alpha. The recurrent state is an explicit
+value: `step(frames, state) -> (matte, state)` is pure, and calling the object uses and
+updates `matter.state` for the common one-clip case. `reset()` starts a new clip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import DeviceError
+from .weights import load_model
+
+#: Hidden states r1..r4 of the four ConvGRU cells; all `None` at the start of a clip.
+RecurrentState = tuple[Union[Tensor, None], Union[Tensor, None], Union[Tensor, None], Union[Tensor, None]]
+EMPTY_STATE: RecurrentState = (None, None, None, None)
+
+#: Frames: uint8 RGB numpy `(H,W,3)` or `(T,H,W,3)`, or torch float RGB `[3,H,W]`/`[T,3,H,W]` in 0..1.
+Frames = Union[np.ndarray, Tensor]
+
+_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """`auto` picks cuda, then mps, then cpu; an unavailable explicit choice raises DeviceError."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    kind = device.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("CUDA was requested but no CUDA GPU is available; use --device cpu")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError("MPS was requested but is not available on this machine; use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or mps") from None
+
+
+def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """`auto` is fp16 on CUDA and fp32 elsewhere."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in _PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+    if precision == "fp16" and device.type == "cpu":
+        raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
+    return _PRECISIONS[precision]
+
+
+def auto_downsample_ratio(height: int, width: int) -> float:
+    """The network works best with its input between 256 and 512 px: `min(1, 512 / max(H, W))`."""
+    return min(1.0, 512 / max(height, width))
+
+
+@dataclass
+class Matte:
+    """Network output for T frames, on the engine's device.
+
+    foreground: `[T,3,H,W]` predicted foreground colour in 0..1 (meaningful where alpha > 0)
+    alpha: `[T,1,H,W]` in 0..1
+    """
+
+    foreground: Tensor
+    alpha: Tensor
+
+    def __len__(self) -> int:
+        return self.alpha.shape[0]
+
+    def alpha_uint8(self) -> np.ndarray:
+        """`(T,H,W)` uint8 alpha."""
+        return _to_uint8(self.alpha[:, 0])
+
+    def foreground_uint8(self) -> np.ndarray:
+        """`(T,H,W,3)` uint8 foreground colour."""
+        return _to_uint8(self.foreground.permute(0, 2, 3, 1))
+
+    def rgba(self) -> np.ndarray:
+        """`(T,H,W,4)` uint8 straight (not premultiplied) RGBA: foreground colour + alpha."""
+        return _to_uint8(torch.cat([self.foreground, self.alpha], 1).permute(0, 2, 3, 1))
+
+
+def _to_uint8(x: Tensor) -> np.ndarray:
+    return x.float().mul(255).round_().to(torch.uint8).contiguous().cpu().numpy()
+
+
+class Matter:
+    """Stateful matting engine: model, device, precision, ratio and the recurrent state.
+
+    >>> matter = Matter()                   # device auto, bundled weights
+    >>> for chunk in chunks_of_frames:      # uint8 (T,H,W,3) arrays of one clip, in order
+    ...     matte = matter(chunk)           # state carried to the next call
+    >>> matter.reset()                      # before the next clip
+    """
+
+    def __init__(self, device: str | torch.device = "auto", precision: str = "auto",
+                 downsample_ratio: float | str = "auto", model: torch.nn.Module | None = None) -> None:
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(precision, self.device)
+        if downsample_ratio != "auto":
+            downsample_ratio = float(downsample_ratio)
+            if not 0 < downsample_ratio <= 1:
+                raise ValueError(f"downsample ratio must be in (0, 1], got {downsample_ratio}")
+        self.downsample_ratio = downsample_ratio
+        self.model = model if model is not None else load_model(self.device, self.dtype)
+        self.state: RecurrentState = EMPTY_STATE
+
+    def reset(self) -> None:
+        """Forget the clip so far: the next frame starts from empty state."""
+        self.state = EMPTY_STATE
+
+    def ratio_for(self, height: int, width: int) -> float:
+        """The downsample ratio used for frames of this size."""
+        if self.downsample_ratio == "auto":
+            return auto_downsample_ratio(height, width)
+        return float(self.downsample_ratio)
+
+    def to_tensor(self, frames: Frames) -> Tensor:
+        """Frames in any accepted form -> `[T,3,H,W]` on the engine's device and dtype."""
+        if isinstance(frames, np.ndarray):
+            if frames.dtype != np.uint8 or frames.shape[-1] != 3 or frames.ndim not in (3, 4):
+                raise ValueError(f"expected uint8 (H,W,3) or (T,H,W,3) RGB, got {frames.dtype} {frames.shape}")
+            t = torch.from_numpy(frames if frames.ndim == 4 else frames[None])
+            t = t.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+            return t.to(self.dtype).div_(255)
+        if isinstance(frames, Tensor):
+            t = frames if frames.ndim == 4 else frames[None]
+            if t.ndim != 4 or t.shape[1] != 3 or not t.is_floating_point():
+                raise ValueError(f"expected float [3,H,W] or [T,3,H,W] RGB in 0..1, got {t.dtype} {tuple(frames.shape)}")
+            return t.to(self.device, self.dtype, non_blocking=True)
+        raise TypeError(f"frames must be a numpy array or a torch tensor, not {type(frames).__name__}")
+
+    @torch.inference_mode()
+    def step(self, frames: Frames, state: RecurrentState = EMPTY_STATE) -> tuple[Matte, RecurrentState]:
+        """Matte T consecutive frames of one clip, starting from `state`; returns the new state."""
+        src = self.to_tensor(frames)
+        h, w = src.shape[-2:]
+        ratio = self.ratio_for(h, w)
+        if state[0] is not None:
+            # r1 lives at half the network's resolution; a mismatch means frames of another clip
+            expected = tuple(-(-int(n * ratio) // 2) for n in (h, w))
+            if tuple(state[0].shape[-2:]) != expected:
+                raise ValueError("the recurrent state belongs to frames of another size; call reset() first")
+        fgr, pha, *new_state = self.model(src[None], *state, downsample_ratio=ratio)
+        return Matte(fgr[0], pha[0]), tuple(new_state)  # type: ignore[return-value]
+
+    def __call__(self, frames: Frames) -> Matte:
+        """Matte the next frames of the current clip, carrying `self.state`."""
+        matte, self.state = self.step(frames, self.state)
+        return matte
