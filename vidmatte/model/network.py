@@ -46,6 +46,6 @@ class MattingNetwork(nn.Module):
         hid, r1, r2, r3, r4 = self.decoder(small, f1, f2, f3, self.aspp(f4), r1, r2, r3, r4, bt)
         # The reference graph applies the guided filter at every ratio, 1.0 included.
         y = self.refiner(src_f, small, self.project_mat(hid), hid)
-        fgr = (y[:, :3] + src_f).clamp(0.0, 1.0)
-        pha = y[:, 3:].clamp(0.0, 1.0)
+        fgr = y[:, :3].add_(src_f).clamp_(0.0, 1.0)
+        pha = y[:, 3:].clamp_(0.0, 1.0)
         return unfold_time(fgr, bt), unfold_time(pha, bt), r1, r2, r3, r4

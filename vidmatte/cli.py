@@ -1,0 +1,86 @@
+"""Command line: parse options, call the library, turn user errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .compose import OUTPUT_TYPES
+from .errors import InputError, VidmatteError
+
+
+def _ratio(value: str) -> float | str:
+    if value == "auto":
+        return value
+    try:
+        ratio = float(value)
+    except ValueError:
+        raise click.BadParameter("use 'auto' or a number in (0, 1]") from None
+    if not 0 < ratio <= 1:
+        raise click.BadParameter("use 'auto' or a number in (0, 1]")
+    return ratio
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("input", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output path; its form follows the name: .webm (VP9+alpha, default), .mov (ProRes 4444+alpha), "
+                   "folder/ (RGBA PNGs), .mp4/.mkv (H.264 composite).")
+@click.option("--output-type", type=click.Choice(OUTPUT_TYPES),
+              help="rgba (default where the form carries alpha), alpha (grey matte), foreground (on black), "
+                   "composite (default for .mp4/.mkv).")
+@click.option("--background", default="green", show_default=True,
+              help="For composites: a colour (name, #rrggbb), an image, a video (looped), or 'blur'.")
+@click.option("--downsample-ratio", default="auto", show_default=True,
+              help="Fraction of the input size the network runs at; auto = min(1, 512/longest side).")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+              help="auto = fp16 on CUDA, fp32 elsewhere.")
+@click.option("--quality", type=int, help="Encoder CRF, lower is better (WebM 0-63, default 30; H.264 0-51, default 18).")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.version_option(__version__, "--version")
+def cli(input: Path | None, output: Path | None, output_type: str | None, background: str, downsample_ratio: str,
+        device: str, precision: str, quality: int | None, overwrite: bool, quiet: bool) -> None:
+    """Cut the people out of a video (or image) and write it with an alpha channel.
+
+    \b
+      vidmatte clip.mp4                 -> clip_matte.webm (VP9 with alpha), audio kept
+      vidmatte clip.mp4 -o clip.mov     -> ProRes 4444 with alpha
+      vidmatte clip.mp4 -o frames/      -> RGBA PNG sequence
+      vidmatte clip.mp4 -o green.mp4    -> composite over --background
+    """
+    from .matter import Matter
+    from .pipeline import VideoOptions, matte_video
+
+    if input is None:
+        raise click.UsageError("give an input video")
+    if not input.exists():
+        raise InputError(f"{input} does not exist")
+    ratio = _ratio(downsample_ratio)
+    options = VideoOptions(output_type=output_type, background=background, quality=quality, overwrite=overwrite)
+    matter = Matter(device=device, precision=precision, downsample_ratio=ratio)
+    written = matte_video(input, output, matter=matter, options=options, progress=not quiet)
+    if not quiet:
+        click.echo(f"wrote {written}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `vidmatte` and `python -m vidmatte`."""
+    try:
+        cli.main(args=argv, prog_name="vidmatte", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("vidmatte: interrupted; no output was written", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("vidmatte: interrupted; no output was written", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except VidmatteError as error:
+        click.echo(f"vidmatte: error: {error}", err=True)
+        sys.exit(error.exit_code)

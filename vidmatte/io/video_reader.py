@@ -1,0 +1,239 @@
+"""Decode a video file into upright RGB frames with their original timestamps."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from vidmatte.errors import InputError
+from vidmatte.io._av_util import av_reason, looks_like_video_container
+
+# Containers whose headers state the video's length reliably enough to tell a file that was
+# cut short. Others (MPEG-TS, AVI, ...) only have FFmpeg's estimates, which can be far off.
+_RELIABLE_DURATION_FORMATS = ("mov", "mp4", "matroska", "webm")
+_DURATION_TAG = re.compile(r"^(\d+):(\d\d):(\d\d(?:\.\d+)?)$")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What is known about a video before decoding it all.
+
+    `width`/`height` are the display size, after rotation. `frame_count` and `duration` come
+    from the container and are estimates meant for progress bars; iterate to get the truth.
+    `rotation` is how many degrees (0, 90, 180, 270) frames are turned counter-clockwise to
+    make them upright, as the file's display matrix asks.
+    """
+
+    width: int
+    height: int
+    frame_rate: Fraction | None
+    time_base: Fraction
+    frame_count: int | None
+    duration: float | None
+    has_audio: bool
+    rotation: int
+
+
+@dataclass(frozen=True, eq=False)
+class VideoFrame:
+    """One decoded, upright frame: `rgb` is (H, W, 3) uint8, C-contiguous."""
+
+    rgb: np.ndarray
+    pts: int | None
+    time_base: Fraction
+
+    @property
+    def time(self) -> float | None:
+        """Presentation time in seconds, or None when the file has no timestamp for it."""
+        return None if self.pts is None else float(self.pts * self.time_base)
+
+
+class VideoReader:
+    """Context manager that opens a video and iterates over all its frames, in order.
+
+    Opening already decodes the first frame, so a file that is not a readable video fails
+    here with an `InputError`, before any work is done on it.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._container = _open_input(self.path)
+        try:
+            self._stream = _video_stream(self._container, self.path)
+            self._stream.thread_type = "AUTO"  # frame + slice threads: decoding is not the bottleneck
+            self._time_base = Fraction(self._stream.time_base or Fraction(1, 1000))
+            self._frames: Generator[av.VideoFrame, None, None] = self._decode()
+            first = next(self._frames, None)
+            if first is None:
+                raise InputError(f"{self.path}: no video frame could be decoded; the file is empty or damaged")
+            self._first: av.VideoFrame | None = first
+            self._coded_size = (first.width, first.height)
+            self._turns = round((first.rotation or 0) / 90) % 4
+            self.info = self._describe(first)
+        except BaseException:
+            self._container.close()
+            raise
+        self._iterated = False
+        # One scaler context for the whole file (PyAV would make one per frame), threaded.
+        self._reformatter = VideoReformatter()
+        self._threads = min(os.cpu_count() or 1, 8)
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file; safe to call more than once."""
+        self._frames.close()
+        self._container.close()
+
+    def __iter__(self) -> Iterator[VideoFrame]:
+        # One pass only: seeking back would need a second decode, which callers never want.
+        if self._iterated:
+            raise RuntimeError("a VideoReader can be iterated only once")
+        self._iterated = True
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[VideoFrame]:
+        width, height = self._coded_size
+        time_base = self.info.time_base
+        first, self._first = self._first, None
+        if first is not None:
+            yield VideoFrame(self._to_rgb(first, width, height), first.pts, time_base)
+        for frame in self._frames:
+            yield VideoFrame(self._to_rgb(frame, width, height), frame.pts, time_base)
+
+    def _to_rgb(self, frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+        # Passing the first frame's size makes a rare mid-stream resolution change come out
+        # scaled to one size, which is what every consumer of a frame sequence needs.
+        rgb = self._reformatter.reformat(
+            frame, format="rgb24", width=width, height=height, threads=self._threads
+        ).to_ndarray()
+        if self._turns:
+            rgb = np.rot90(rgb, self._turns)
+        return np.ascontiguousarray(rgb)
+
+    def _decode(self) -> Generator[av.VideoFrame, None, None]:
+        count = 0
+        last: av.VideoFrame | None = None
+        try:
+            for packet in self._container.demux(self._stream):
+                for frame in packet.decode():
+                    count += 1
+                    last = frame
+                    yield frame
+        except av.FFmpegError as error:
+            raise InputError(
+                f"{self.path} is damaged or truncated at frame {count} ({av_reason(error)}); "
+                "re-export or re-download it"
+            ) from error
+        if last is not None and count > 1:
+            self._check_complete(count, last)
+
+    def _check_complete(self, count: int, last: av.VideoFrame) -> None:
+        """Raise when the decodable video ends well before the length the header declares.
+
+        Demuxers stop quietly at the end of a file that was cut short (an interrupted copy or
+        download); without this check the output would silently be shorter than the input.
+        """
+        declared = _declared_video_end(self._container, self._stream)
+        if declared is None or last.pts is None:
+            return
+        interval = 1 / self.info.frame_rate if self.info.frame_rate else 0.0
+        decoded_end = float(last.pts * self._time_base) + float(interval)
+        if declared - decoded_end > max(0.5, 3 * float(interval)):
+            raise InputError(
+                f"{self.path} is truncated: the video stops at frame {count} ({decoded_end:.2f} s) "
+                f"but the file says it lasts {declared:.2f} s; re-export or re-download it"
+            )
+
+    def _describe(self, first: av.VideoFrame) -> VideoInfo:
+        stream, container = self._stream, self._container
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        frame_rate = Fraction(rate) if rate else None
+        duration: float | None = None
+        if stream.duration:
+            duration = float(stream.duration * self._time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        frame_count: int | None = stream.frames or None
+        if frame_count is None and duration and frame_rate:
+            frame_count = max(1, round(duration * frame_rate))
+        width, height = first.width, first.height
+        if self._turns % 2:
+            width, height = height, width
+        return VideoInfo(
+            width=width,
+            height=height,
+            frame_rate=frame_rate,
+            time_base=self._time_base,
+            frame_count=frame_count,
+            duration=duration,
+            has_audio=bool(container.streams.audio),
+            rotation=self._turns * 90,
+        )
+
+
+def _open_input(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise InputError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a video file")
+    try:
+        if path.stat().st_size == 0:
+            raise InputError(f"{path} is empty (0 bytes), not a video file")
+        return av.open(str(path), "r")
+    except PermissionError as error:
+        raise InputError(f"cannot read {path}: permission denied") from error
+    except av.FFmpegError as error:
+        if looks_like_video_container(path):
+            raise InputError(
+                f"{path} looks like a video but cannot be read ({av_reason(error)}); "
+                "it is probably truncated or damaged: re-export or re-download it"
+            ) from error
+        raise InputError(f"{path} is not a video file (or not in a format FFmpeg can read)") from error
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    # Cover art in audio files shows up as a one-picture "video" stream: not a video.
+    candidates = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+    if not candidates:
+        raise InputError(f"{path} has no video stream (audio only?); give a video file")
+    stream = candidates[0]
+    if stream.codec_context is None:
+        raise InputError(
+            f"{path} uses the video codec '{stream.codec.name}', which this FFmpeg build cannot decode; "
+            "convert it to H.264 first"
+        )
+    return stream
+
+
+def _declared_video_end(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+    """Where the header says the video track ends, in seconds, for containers that say it reliably."""
+    if not any(name in container.format.name.split(",") for name in _RELIABLE_DURATION_FORMATS):
+        return None
+    if stream.duration and stream.time_base:
+        return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
+    match = _DURATION_TAG.match(stream.metadata.get("DURATION", ""))
+    if match:  # Matroska: per-track end time written by the muxer
+        hours, minutes, seconds = match.groups()
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    if len(container.streams) == 1 and container.duration:
+        return ((container.start_time or 0) + container.duration) / av.time_base
+    return None

@@ -1,0 +1,111 @@
+"""The one loop: source -> matter (recurrent state) -> temporal -> compose -> sink.
+
+`matte_video` is what `vidmatte clip.mp4` runs; `matte_frames` is the same loop over any
+iterable of frames for callers that bring their own source and sink.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from .compose import OUTPUT_TYPES, Background, make_background, render
+from .concurrency import BackgroundConsumer, background_iter
+from .errors import OutputError
+from .io import VideoFrame, VideoReader, open_writer, output_form
+from .matter import Matter
+
+#: Output forms whose container carries an alpha channel.
+ALPHA_FORMS = ("webm", "prores", "png")
+
+
+@dataclass
+class VideoOptions:
+    """What to write. `output_type` None means rgba where the form carries alpha, else composite."""
+
+    output_type: str | None = None
+    background: str = "green"
+    quality: int | None = None
+    overwrite: bool = False
+    chunk_size: int = 4
+
+
+def default_output_path(source: str | Path) -> Path:
+    """`clip.mp4` -> `clip_matte.webm`, next to the input."""
+    source = Path(source)
+    return source.with_name(f"{source.stem}_matte.webm")
+
+
+def resolve_output_type(form: str, output_type: str | None) -> str:
+    """The output type for a form, refusing combinations the container cannot hold."""
+    if output_type is None:
+        return "rgba" if form in ALPHA_FORMS else "composite"
+    if output_type not in OUTPUT_TYPES:
+        raise OutputError(f"unknown output type {output_type!r}; use one of {', '.join(OUTPUT_TYPES)}")
+    if output_type == "rgba" and form not in ALPHA_FORMS:
+        raise OutputError(f"{form} video cannot carry alpha; write .webm, .mov or a folder/, "
+                          f"or use --output-type composite")
+    return output_type
+
+
+def _chunks(frames: Iterable[VideoFrame], size: int) -> Iterator[list[VideoFrame]]:
+    chunk: list[VideoFrame] = []
+    for frame in frames:
+        chunk.append(frame)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def matte_frames(frames: Iterable[VideoFrame], matter: Matter, output_type: str,
+                 background: Background | None = None, chunk_size: int = 4) -> Iterator[tuple[np.ndarray, VideoFrame]]:
+    """Matte a stream of frames of one clip; yields (picture, source frame) in order.
+
+    Decoding runs on a worker thread a couple of chunks ahead of the network.
+    """
+    for chunk in background_iter(_chunks(frames, chunk_size), maxsize=2, name="decode"):
+        rgb = np.stack([f.rgb for f in chunk])
+        matte = matter(rgb)
+        pictures = render(matte, output_type, rgb, background)
+        yield from zip(pictures, chunk)
+
+
+def matte_video(source: str | Path, output: str | Path | None = None, *, matter: Matter | None = None,
+                options: VideoOptions | None = None, progress: bool = False) -> Path:
+    """Matte a video file into `output` (default `<stem>_matte.webm`); returns the output path.
+
+    The output's form follows its name (.webm VP9+alpha, .mov ProRes 4444, folder/ PNG
+    sequence, .mp4/.mkv H.264 composite); frame count, timestamps and audio follow the source.
+    Nothing is left at `output` unless the whole clip was written.
+    """
+    options = options or VideoOptions()
+    source = Path(source)
+    # output_form needs the caller's string: a trailing '/' (dropped by Path) asks for a PNG folder
+    form = output_form(output if output is not None else default_output_path(source))
+    target = Path(output) if output is not None else default_output_path(source)
+    output_type = resolve_output_type(form, options.output_type)
+    if target.exists() and target.resolve() == source.resolve():
+        raise OutputError(f"output {target} is the input itself; choose another -o")
+    with VideoReader(source) as reader:
+        info = reader.info
+        matter = matter or Matter()
+        matter.reset()
+        background = None
+        if output_type == "composite":
+            background = make_background(options.background, info.width, info.height, matter.device, matter.dtype)
+        with open_writer(target, width=info.width, height=info.height, frame_rate=info.frame_rate,
+                         time_base=info.time_base, alpha=output_type == "rgba", audio_from=source,
+                         quality=options.quality, overwrite=options.overwrite) as writer, \
+                tqdm(total=info.frame_count, unit="frame", disable=not progress, dynamic_ncols=True,
+                     desc=source.name) as bar, \
+                BackgroundConsumer(lambda item: writer.write(*item), maxsize=8, name="encode") as sink:
+            for picture, frame in matte_frames(reader, matter, output_type, background, options.chunk_size):
+                sink.put((picture, frame.pts))
+                bar.update(1)
+    return target
