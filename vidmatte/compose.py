@@ -88,15 +88,14 @@ class VideoBackground:
     """A background clip, looped for as long as the foreground runs."""
 
     def __init__(self, path: Path, width: int, height: int, device: torch.device, dtype: torch.dtype) -> None:
-        from .io import VideoReader
-
         self.path, self.size, self.device, self.dtype = path, (width, height), device, dtype
-        self._reader_cls = VideoReader
         self._frames = self._loop()
 
     def _loop(self) -> Iterator[np.ndarray]:
+        from .io import VideoReader
+
         while True:
-            with self._reader_cls(self.path) as reader:
+            with VideoReader(self.path) as reader:
                 for frame in reader:
                     yield cover(frame.rgb, *self.size)
 
@@ -122,6 +121,12 @@ class BlurBackground:
         return _to_tensor(out, self.device, self.dtype)
 
 
+def check_background(spec: str) -> None:
+    """Raise InputError unless `spec` names a colour, 'blur' or an existing file."""
+    if spec.strip().lower() != "blur" and parse_color(spec) is None and not Path(spec).is_file():
+        raise InputError(f"background {spec!r} is neither a colour, 'blur', nor an existing file")
+
+
 def make_background(spec: str, width: int, height: int, device: torch.device | str = "cpu",
                     dtype: torch.dtype = torch.float32) -> Background:
     """`spec` is a colour (name, #rrggbb, r,g,b), 'blur', an image file or a video file."""
@@ -131,9 +136,8 @@ def make_background(spec: str, width: int, height: int, device: torch.device | s
     rgb = parse_color(spec)
     if rgb is not None:
         return ColorBackground(rgb, device, dtype)
+    check_background(spec)
     path = Path(spec)
-    if not path.is_file():
-        raise InputError(f"background {spec!r} is neither a colour, 'blur', nor an existing file")
     if path.suffix.lower() in _IMAGE_SUFFIXES:
         return ImageBackground(path, width, height, device, dtype)
     return VideoBackground(path, width, height, device, dtype)

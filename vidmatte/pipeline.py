@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from .compose import OUTPUT_TYPES, Background, make_background, render
+from .compose import OUTPUT_TYPES, Background, check_background, make_background, render
 from .concurrency import BackgroundConsumer, background_iter
 from .errors import OutputError
 from .io import VideoFrame, VideoReader, open_writer, output_form
@@ -86,10 +86,12 @@ def matte_video(source: str | Path, output: str | Path | None = None, *, matter:
     """
     options = options or VideoOptions()
     source = Path(source)
-    # output_form needs the caller's string: a trailing '/' (dropped by Path) asks for a PNG folder
-    form = output_form(output if output is not None else default_output_path(source))
-    target = Path(output) if output is not None else default_output_path(source)
+    # keep the caller's spelling: a trailing '/' (which Path drops) asks for a PNG folder
+    spec = output if output is not None else default_output_path(source)
+    form = output_form(spec)
+    target = Path(spec)
     output_type = resolve_output_type(form, options.output_type)
+    check_background(options.background)
     if target.exists() and target.resolve() == source.resolve():
         raise OutputError(f"output {target} is the input itself; choose another -o")
     with VideoReader(source) as reader:
@@ -99,7 +101,7 @@ def matte_video(source: str | Path, output: str | Path | None = None, *, matter:
         background = None
         if output_type == "composite":
             background = make_background(options.background, info.width, info.height, matter.device, matter.dtype)
-        with open_writer(target, width=info.width, height=info.height, frame_rate=info.frame_rate,
+        with open_writer(spec, width=info.width, height=info.height, frame_rate=info.frame_rate,
                          time_base=info.time_base, alpha=output_type == "rgba", audio_from=source,
                          quality=options.quality, overwrite=options.overwrite) as writer, \
                 tqdm(total=info.frame_count, unit="frame", disable=not progress, dynamic_ncols=True,

@@ -37,8 +37,13 @@ def make_clip(
     rotation: int = 0,
     audio: str | None = None,
     audio_seconds: float | None = None,
+    images: np.ndarray | None = None,
 ) -> Path:
-    """Write a short clip; `pts` (in `time_base`, default 1/rate) makes it variable-rate."""
+    """Write a short clip; `pts` (in `time_base`, default 1/rate) makes it variable-rate.
+
+    `images` (T,H,W,3) uint8 replaces the generated test pictures (and sets size and count)."""
+    if images is not None:
+        frames, height, width = images.shape[:3]
     time_base = time_base or 1 / rate
     with av.open(str(path), "w") as container:
         options = {"preset": "ultrafast"} if codec == "libx264" else {}
@@ -52,7 +57,8 @@ def make_clip(
             stream.set_display_rotation(rotation)
         audio_stream = _add_audio(container, audio) if audio else None
         for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(frame_image(index, width, height), format="rgb24")
+            picture = images[index] if images is not None else frame_image(index, width, height)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             frame.pts = pts[index] if pts is not None else index
             frame.time_base = time_base
             for packet in stream.encode(frame):

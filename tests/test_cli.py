@@ -1,0 +1,133 @@
+"""The command line as a user meets it: real processes, one-line errors, nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import moving_clip
+from tests.io.conftest import listing, make_audio_only, make_clip, make_no_frames
+from vidmatte.io import read_webm_alpha_frames
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "vidmatte", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0].lower(), lines[0]
+
+
+def test_help_and_version(tmp_path):
+    result = run("--help", cwd=tmp_path)
+    assert result.returncode == 0 and "--output-type" in result.stdout and ".mov" in result.stdout
+    assert run("--version", cwd=tmp_path).returncode == 0
+
+
+def test_quickstart_on_a_clip(tmp_path, sample_rgb):
+    make_clip(tmp_path / "clip.mp4", images=moving_clip(sample_rgb, 72, 96, 4), audio="aac")
+    result = run("clip.mp4", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert len(list(read_webm_alpha_frames(tmp_path / "clip_matte.webm"))) == 4
+    assert listing(tmp_path) == ["clip.mp4", "clip_matte.webm"]
+
+
+def _make_bad(kind: str, folder: Path) -> Path:
+    if kind == "missing":
+        return folder / "nope.mp4"
+    if kind == "text":
+        path = folder / "notes.mp4"
+        path.write_text("this is not a video\n" * 50)
+        return path
+    if kind == "truncated":
+        path = make_clip(folder / "cut.mp4", frames=30)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        return path
+    if kind == "audio-only":
+        return make_audio_only(folder / "song.m4a")
+    if kind == "no-frames":
+        return make_no_frames(folder / "empty.mkv")
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind,words", [
+    ("missing", ["does not exist"]),
+    ("text", ["not"]),
+    ("truncated", ["truncated"]),
+    ("audio-only", ["no video"]),
+    ("no-frames", ["frame"]),
+])
+def test_bad_input_gives_one_line_and_no_output(tmp_path, kind, words):
+    source = _make_bad(kind, tmp_path)
+    before = listing(tmp_path)
+    result = run(source.name, "-o", "out.webm", cwd=tmp_path)
+    assert_one_line_error(result, *words)
+    assert listing(tmp_path) == before
+
+
+def test_existing_output_is_kept(tmp_path):
+    make_clip(tmp_path / "clip.mp4", frames=2)
+    (tmp_path / "clip_matte.webm").write_bytes(b"mine")
+    result = run("clip.mp4", cwd=tmp_path)
+    assert_one_line_error(result, "exists", "-y")
+    assert (tmp_path / "clip_matte.webm").read_bytes() == b"mine"
+
+
+def test_unknown_output_form_and_bad_options(tmp_path):
+    make_clip(tmp_path / "clip.mp4", frames=2)
+    assert_one_line_error(run("clip.mp4", "-o", "out.xyz", cwd=tmp_path), "extension")
+    assert_one_line_error(run("clip.mp4", "-o", "out.mp4", "--output-type", "rgba", cwd=tmp_path), "alpha")
+    assert_one_line_error(run("clip.mp4", "--background", "nosuchthing", cwd=tmp_path), "background")
+    assert run("clip.mp4", "--downsample-ratio", "3", cwd=tmp_path).returncode == 2
+    assert listing(tmp_path) == ["clip.mp4"]
+
+
+def test_output_folder_without_write_permission(tmp_path):
+    make_clip(tmp_path / "clip.mp4", frames=2)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced (the codec tests fake this case)")
+        assert_one_line_error(run("clip.mp4", "-o", "locked/out.webm", cwd=tmp_path), "permission")
+    finally:
+        locked.chmod(0o700)
+    assert listing(locked) == []
+
+
+def test_ctrl_c_leaves_nothing_behind(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (400, 240, 320, 3), dtype=np.uint8)
+    make_clip(tmp_path / "long.mp4", images=frames, audio="aac")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "vidmatte", "long.mp4", "-o", "out.mov", "-q"],
+                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(".partial" in n for n in listing(tmp_path)):
+        time.sleep(0.05)
+    assert any(".partial" in n for n in listing(tmp_path)), "the run never started writing"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert listing(tmp_path) == ["long.mp4"]

@@ -1,0 +1,187 @@
+"""The video job end to end, through the library: real decoded outputs of every form."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import moving_clip
+from tests.io.conftest import audio_span, make_clip, stream_info
+from vidmatte import Matter, OutputError
+from vidmatte.io import VideoReader, read_webm_alpha_frames
+from vidmatte.pipeline import VideoOptions, default_output_path, matte_frames, matte_video
+
+RATE = Fraction(24000, 1001)
+FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def matter():
+    return Matter(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def person(sample_rgb):
+    """(T,H,W,3) frames of the bundled portrait, panning; the subject fills the middle."""
+    return moving_clip(sample_rgb, 144, 192, frames=FRAMES)
+
+
+@pytest.fixture
+def clip(tmp_path, person):
+    return make_clip(tmp_path / "clip.mp4", images=person, rate=RATE, audio="aac")
+
+
+def _times(path):
+    with av.open(str(path)) as c:
+        return [float(f.time) for f in c.decode(video=0)]
+
+
+def _png_frames(folder):
+    names = sorted(p.name for p in folder.iterdir())
+    return names, [cv2.cvtColor(cv2.imread(str(folder / n), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA) for n in names]
+
+
+def test_default_is_webm_with_alpha_audio_and_timing(clip, matter):
+    out = matte_video(clip, matter=matter)
+    assert out == default_output_path(clip) == clip.with_name("clip_matte.webm")
+    frames = list(read_webm_alpha_frames(out))
+    assert len(frames) == FRAMES and frames[0].shape == (144, 192, 4)
+    alpha = np.stack(frames)[..., 3]
+    assert alpha[:, 100:, 40:90].mean() > 200  # the subject's body
+    assert alpha[:, :10, -10:].mean() < 30  # background corner
+    info = stream_info(out)
+    assert info["audio_codec"] == "opus"  # AAC cannot go into WebM: transcoded
+    assert _times(out) == pytest.approx(_times(clip), abs=1e-3)  # 23.976 kept, not rounded
+    start, end = audio_span(out)
+    assert end == pytest.approx(FRAMES / RATE, abs=0.05)
+
+
+def test_prores_4444_keeps_alpha_and_copies_audio(clip, matter, tmp_path):
+    out = matte_video(clip, tmp_path / "clip.mov", matter=matter)
+    info = stream_info(out)
+    # FFmpeg's decoder reports 4444 as 12-bit; the tag ap4h is what editors read as ProRes 4444
+    assert info["video_codec"] == "prores" and info["pix_fmt"].startswith("yuva444p")
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.codec_tag == "ap4h"
+    assert info["audio_codec"] == "aac"
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgba") for f in c.decode(video=0)]
+    assert len(frames) == FRAMES
+    assert np.stack(frames)[:, :10, -10:, 3].mean() < 30
+    assert _times(out) == pytest.approx(_times(clip), abs=1e-6)
+
+
+def test_png_folder_holds_the_predicted_foreground_colour(clip, matter, person, tmp_path):
+    out = matte_video(clip, str(tmp_path / "frames") + "/", matter=matter)
+    names, pngs = _png_frames(out)
+    assert names == [f"{i:06d}.png" for i in range(FRAMES)]
+    with VideoReader(clip) as reader:
+        decoded = np.stack([f.rgb for f in reader])
+    matter.reset()
+    expected = matter(decoded).rgba()
+    got = np.stack(pngs)
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    # at soft edges the colour is the network's foreground, not the source pixel with its old background
+    soft = (expected[..., 3] > 25) & (expected[..., 3] < 230)
+    assert soft.sum() > 20
+    assert np.abs(got[..., :3][soft].astype(int) - decoded[soft]).mean() > 2
+
+
+def test_mp4_composite_over_green_keeps_audio(clip, matter, tmp_path):
+    out = matte_video(clip, tmp_path / "green.mp4", matter=matter)
+    info = stream_info(out)
+    assert info["video_codec"] == "h264" and info["audio_codec"] == "aac"
+    with av.open(str(out)) as c:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    assert len(frames) == FRAMES
+    corner = frames[:, :10, -10:].reshape(-1, 3).mean(0)
+    assert corner[1] > 200 and corner[0] < 50 and corner[2] < 50
+
+
+@pytest.mark.parametrize("background,check", [
+    ("#ff00ff", lambda c: c[0] > 200 and c[1] < 50 and c[2] > 200),
+    ("blur", lambda c: c.std() < 60),  # the original, blurred: not a flat key colour
+])
+def test_composite_backgrounds(clip, matter, tmp_path, background, check):
+    out = matte_video(clip, tmp_path / "c.mkv", matter=matter, options=VideoOptions(background=background))
+    with av.open(str(out)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    assert check(first[:6, -6:].reshape(-1, 3).mean(0))
+
+
+def test_image_and_video_backgrounds(clip, matter, tmp_path):
+    image = np.zeros((50, 50, 3), np.uint8)
+    image[:] = (0, 0, 255)  # BGR red
+    cv2.imwrite(str(tmp_path / "bg.png"), image)
+    out = matte_video(clip, tmp_path / "i.mp4", matter=matter, options=VideoOptions(background=str(tmp_path / "bg.png")))
+    with av.open(str(out)) as c:
+        corner = next(c.decode(video=0)).to_ndarray(format="rgb24")[:6, -6:].reshape(-1, 3).mean(0)
+    assert corner[0] > 200 and corner[1] < 50
+    bgclip = make_clip(tmp_path / "bg.mp4", width=40, height=30, frames=2)  # shorter than the clip: looped
+    out = matte_video(clip, tmp_path / "v.mp4", matter=matter, options=VideoOptions(background=str(bgclip)))
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == FRAMES
+
+
+@pytest.mark.parametrize("output_type", ["alpha", "foreground"])
+def test_alpha_and_foreground_views(clip, matter, tmp_path, output_type):
+    out = matte_video(clip, str(tmp_path / output_type) + "/", matter=matter,
+                      options=VideoOptions(output_type=output_type))
+    _, pngs = _png_frames(out)
+    first = pngs[0]
+    assert (first[..., 3] == 255).all()  # opaque pictures
+    if output_type == "alpha":
+        assert (first[..., 0] == first[..., 1]).all() and first[100:, 40:90, 0].mean() > 200
+    else:
+        assert first[:10, -10:, :3].mean() < 30  # black where there is no subject
+
+
+@pytest.mark.parametrize("width,height", [(33, 17), (7, 5)])
+def test_odd_and_tiny_sizes_come_out_exact(tmp_path, matter, width, height):
+    src = make_clip(tmp_path / "odd.mkv", width=width, height=height, frames=3, codec="ffv1")
+    out = matte_video(src, tmp_path / "odd.webm", matter=matter)
+    frames = list(read_webm_alpha_frames(out))
+    assert len(frames) == 3 and frames[0].shape == (height, width, 4)
+    out = matte_video(src, tmp_path / "odd.mp4", matter=matter)
+    with av.open(str(out)) as c:
+        f = next(c.decode(video=0))
+    assert (f.width, f.height) == (width, height)
+
+
+def test_rgba_into_mp4_is_refused_before_anything_is_written(clip, matter, tmp_path):
+    with pytest.raises(OutputError, match="alpha"):
+        matte_video(clip, tmp_path / "x.mp4", matter=matter, options=VideoOptions(output_type="rgba"))
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_existing_output_is_never_touched_without_overwrite(clip, matter, tmp_path):
+    target = tmp_path / "out.webm"
+    target.write_bytes(b"precious")
+    with pytest.raises(OutputError, match="exists"):
+        matte_video(clip, target, matter=matter)
+    assert target.read_bytes() == b"precious"
+    matte_video(clip, target, matter=matter, options=VideoOptions(overwrite=True))
+    assert len(list(read_webm_alpha_frames(target))) == FRAMES
+
+
+def test_frames_are_streamed_not_collected(matter, person):
+    """Decoding runs only a bounded distance ahead of the consumer: memory is flat in clip length."""
+    from vidmatte.io import VideoFrame
+
+    produced = itertools.count()
+    made = []
+
+    def endless():
+        for i in produced:
+            made.append(i)
+            yield VideoFrame(person[i % FRAMES], i, Fraction(1, 24))
+
+    stream = matte_frames(endless(), matter, "rgba", chunk_size=2)
+    taken = list(itertools.islice(stream, 10))
+    assert [f.pts for _, f in taken] == list(range(10))
+    assert len(made) <= 10 + 2 * 4  # at most a few chunks of read-ahead
