@@ -185,3 +185,14 @@ def test_frames_are_streamed_not_collected(matter, person):
     taken = list(itertools.islice(stream, 10))
     assert [f.pts for _, f in taken] == list(range(10))
     assert len(made) <= 10 + 2 * 4  # at most a few chunks of read-ahead
+
+
+def test_variable_frame_rate_and_rotation_survive_the_pipeline(tmp_path, matter, person):
+    pts = [0, 1000, 1500, 4000, 4100, 7000]  # irregular gaps, time base 1/12000
+    vfr = make_clip(tmp_path / "vfr.mp4", images=person, pts=pts, time_base=Fraction(1, 12000), rate=Fraction(12))
+    out = matte_video(vfr, tmp_path / "vfr.mov", matter=matter)
+    assert _times(out) == pytest.approx([p / 12000 for p in pts], abs=1e-6)
+    rotated = make_clip(tmp_path / "phone.mp4", images=person, rotation=90)
+    out = matte_video(rotated, str(tmp_path / "phone") + "/", matter=matter)
+    _, pngs = _png_frames(out)
+    assert pngs[0].shape == (192, 144, 4)  # upright: width and height swapped like the display matrix says

