@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .errors import DeviceError
+from .model.network import Coarse
 from .weights import load_model
 
 #: Hidden states r1..r4 of the four ConvGRU cells; all `None` at the start of a clip.
@@ -142,8 +143,11 @@ class Matter:
         raise TypeError(f"frames must be a numpy array or a torch tensor, not {type(frames).__name__}")
 
     @torch.inference_mode()
-    def step(self, frames: Frames, state: RecurrentState = EMPTY_STATE) -> tuple[Matte, RecurrentState]:
-        """Matte T consecutive frames of one clip, starting from `state`; returns the new state."""
+    def step_coarse(self, frames: Frames, state: RecurrentState = EMPTY_STATE) -> tuple[Coarse, RecurrentState]:
+        """The recurrent low-resolution half of `step`; finish with `refine`.
+
+        Split so a pipeline can refine frame t on one thread while this runs frame t+1.
+        """
         src = self.to_tensor(frames)
         h, w = src.shape[-2:]
         ratio = self.ratio_for(h, w)
@@ -152,10 +156,25 @@ class Matter:
             expected = tuple(-(-int(n * ratio) // 2) for n in (h, w))
             if tuple(state[0].shape[-2:]) != expected:
                 raise ValueError("the recurrent state belongs to frames of another size; call reset() first")
-        fgr, pha, *new_state = self.model(src[None], *state, downsample_ratio=ratio)
-        return Matte(fgr[0], pha[0]), tuple(new_state)  # type: ignore[return-value]
+        coarse, *new_state = self.model.coarse(src[None], *state, downsample_ratio=ratio)
+        return coarse, tuple(new_state)  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def refine(self, coarse: Coarse) -> Matte:
+        """Full-resolution foreground and alpha from `step_coarse`'s output (stateless)."""
+        fgr, pha = self.model.refine(coarse)
+        return Matte(fgr[0], pha[0])
+
+    def step(self, frames: Frames, state: RecurrentState = EMPTY_STATE) -> tuple[Matte, RecurrentState]:
+        """Matte T consecutive frames of one clip, starting from `state`; returns the new state."""
+        coarse, state = self.step_coarse(frames, state)
+        return self.refine(coarse), state
+
+    def coarse(self, frames: Frames) -> Coarse:
+        """`step_coarse` on the current clip, carrying `self.state`."""
+        coarse, self.state = self.step_coarse(frames, self.state)
+        return coarse
 
     def __call__(self, frames: Frames) -> Matte:
         """Matte the next frames of the current clip, carrying `self.state`."""
-        matte, self.state = self.step(frames, self.state)
-        return matte
+        return self.refine(self.coarse(frames))

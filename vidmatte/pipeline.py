@@ -6,6 +6,8 @@ iterable of frames for callers that bring their own source and sink.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -18,7 +20,8 @@ from .compose import OUTPUT_TYPES, Background, check_background, make_background
 from .concurrency import BackgroundConsumer, background_iter
 from .errors import OutputError
 from .io import VideoFrame, VideoReader, open_writer, output_form
-from .matter import Matte, Matter
+from .matter import Matter
+from .model.network import Coarse
 
 #: Output forms whose container carries an alpha channel.
 ALPHA_FORMS = ("webm", "prores", "png")
@@ -39,6 +42,25 @@ def default_chunk_size(device: torch.device) -> int:
     """Frames per network call: 1 on CPU, where full-resolution tensors of several frames fall
     out of cache and cost ~30% more per frame (measured at 720p), 4 on GPUs, which want batches."""
     return 1 if device.type == "cpu" else 4
+
+
+@contextmanager
+def cpu_stage_threads(device: torch.device) -> Iterator[None]:
+    """On CPU, give each of the two model stages half the cores for the run, then restore.
+
+    The recurrent half and the full-resolution half run on separate threads; each sharing one
+    torch pool of all cores made them fight: 9.8 -> 15.0 frames/s at 720p on 2 cores
+    (benchmarks/speed.md). Torch's thread count is process-wide, hence set and restored here.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def default_output_path(source: str | Path) -> Path:
@@ -70,21 +92,21 @@ def _chunks(frames: Iterable[VideoFrame], size: int) -> Iterator[list[VideoFrame
         yield chunk
 
 
-def _mattes(frames: Iterable[VideoFrame], matter: Matter, chunk_size: int | None
-            ) -> Iterator[tuple[Matte, np.ndarray, list[VideoFrame]]]:
-    """(matte, stacked RGB, source frames) per chunk; decoding runs on a worker thread ahead."""
+def _coarse_mattes(frames: Iterable[VideoFrame], matter: Matter, chunk_size: int | None
+                   ) -> Iterator[tuple[Coarse, np.ndarray, list[VideoFrame]]]:
+    """(coarse matte, stacked RGB, source frames) per chunk; decoding runs on a worker thread ahead."""
     size = chunk_size or default_chunk_size(matter.device)
     for chunk in background_iter(_chunks(frames, size), maxsize=4, name="decode"):
         rgb = np.stack([f.rgb for f in chunk])
-        yield matter(rgb), rgb, chunk
+        yield matter.coarse(rgb), rgb, chunk
 
 
 def matte_frames(frames: Iterable[VideoFrame], matter: Matter, output_type: str,
                  background: Background | None = None, chunk_size: int | None = None
                  ) -> Iterator[tuple[np.ndarray, VideoFrame]]:
     """Matte a stream of frames of one clip; yields (picture, source frame) in order."""
-    for matte, rgb, chunk in _mattes(frames, matter, chunk_size):
-        yield from zip(render(matte, output_type, rgb, background), chunk)
+    for coarse, rgb, chunk in _coarse_mattes(frames, matter, chunk_size):
+        yield from zip(render(matter.refine(coarse), output_type, rgb, background), chunk)
 
 
 def matte_video(source: str | Path, output: str | Path | None = None, *, matter: Matter | None = None,
@@ -113,10 +135,11 @@ def matte_video(source: str | Path, output: str | Path | None = None, *, matter:
         if output_type == "composite":
             background = make_background(options.background, info.width, info.height, matter.device, matter.dtype)
 
-        def write_chunk(item: tuple[Matte, np.ndarray, list[VideoFrame]]) -> None:
-            # composing runs here, beside the encoder, so the network's thread only runs the network
-            matte, rgb, chunk = item
-            for picture, frame in zip(render(matte, output_type, rgb, background), chunk):
+        def write_chunk(item: tuple[Coarse, np.ndarray, list[VideoFrame]]) -> None:
+            # The full-resolution half (refiner, composing, encoding) runs here, so the recurrent
+            # half on the caller's thread can start the next frame meanwhile.
+            coarse, rgb, chunk = item
+            for picture, frame in zip(render(matter.refine(coarse), output_type, rgb, background), chunk):
                 writer.write(picture, frame.pts)
 
         with open_writer(spec, width=info.width, height=info.height, frame_rate=info.frame_rate,
@@ -124,8 +147,9 @@ def matte_video(source: str | Path, output: str | Path | None = None, *, matter:
                          quality=options.quality, overwrite=options.overwrite) as writer, \
                 tqdm(total=info.frame_count, unit="frame", disable=not progress, dynamic_ncols=True,
                      desc=source.name) as bar, \
-                BackgroundConsumer(write_chunk, maxsize=4, name="encode") as sink:
-            for matte, rgb, chunk in _mattes(reader, matter, options.chunk_size):
-                sink.put((matte, rgb, chunk))
+                BackgroundConsumer(write_chunk, maxsize=4, name="encode") as sink, \
+                cpu_stage_threads(matter.device):
+            for coarse, rgb, chunk in _coarse_mattes(reader, matter, options.chunk_size):
+                sink.put((coarse, rgb, chunk))
                 bar.update(len(chunk))
     return target

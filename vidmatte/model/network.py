@@ -11,6 +11,8 @@ A `[B,T,...]` chunk gives the same result as T single-frame calls with the state
 from __future__ import annotations
 
 import torch.nn.functional as F
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
 from .decoder import RecurrentDecoder
@@ -18,6 +20,17 @@ from .encoder import MobileNetV3Encoder
 from .lraspp import LRASPP
 from .refiner import DeepGuidedFilter
 from .timefold import fold_time, unfold_time
+
+
+@dataclass
+class Coarse:
+    """Low-resolution output of the recurrent part, with what the refiner needs (time folded)."""
+
+    src: Tensor  # [N,3,H,W] full-resolution input
+    small: Tensor  # [N,3,h,w] the network's input
+    y: Tensor  # [N,4,h,w] foreground residual + alpha
+    hid: Tensor  # [N,16,h,w] decoder features
+    bt: tuple[int, int] | None
 
 
 class MattingNetwork(nn.Module):
@@ -34,6 +47,14 @@ class MattingNetwork(nn.Module):
     def forward(self, src: Tensor, r1: Tensor | None = None, r2: Tensor | None = None,
                 r3: Tensor | None = None, r4: Tensor | None = None,
                 downsample_ratio: float = 1.0) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        coarse, r1, r2, r3, r4 = self.coarse(src, r1, r2, r3, r4, downsample_ratio)
+        fgr, pha = self.refine(coarse)
+        return fgr, pha, r1, r2, r3, r4
+
+    def coarse(self, src: Tensor, r1: Tensor | None = None, r2: Tensor | None = None,
+               r3: Tensor | None = None, r4: Tensor | None = None, downsample_ratio: float = 1.0
+               ) -> tuple[Coarse, Tensor, Tensor, Tensor, Tensor]:
+        """The recurrent, low-resolution part: everything that must run frame after frame."""
         if not 0 < downsample_ratio <= 1:
             raise ValueError(f"downsample_ratio must be in (0, 1], got {downsample_ratio}")
         src_f, bt = fold_time(src)
@@ -44,8 +65,12 @@ class MattingNetwork(nn.Module):
                                   align_corners=False, recompute_scale_factor=False)
         f1, f2, f3, f4 = self.backbone(small)
         hid, r1, r2, r3, r4 = self.decoder(small, f1, f2, f3, self.aspp(f4), r1, r2, r3, r4, bt)
+        return Coarse(src_f, small, self.project_mat(hid), hid, bt), r1, r2, r3, r4
+
+    def refine(self, coarse: Coarse) -> tuple[Tensor, Tensor]:
+        """The full-resolution part: stateless, so it can run for frame t while `coarse` runs t+1."""
         # The reference graph applies the guided filter at every ratio, 1.0 included.
-        y = self.refiner(src_f, small, self.project_mat(hid), hid)
-        fgr = y[:, :3].add_(src_f).clamp_(0.0, 1.0)
+        y = self.refiner(coarse.src, coarse.small, coarse.y, coarse.hid)
+        fgr = y[:, :3].add_(coarse.src).clamp_(0.0, 1.0)
         pha = y[:, 3:].clamp_(0.0, 1.0)
-        return unfold_time(fgr, bt), unfold_time(pha, bt), r1, r2, r3, r4
+        return unfold_time(fgr, coarse.bt), unfold_time(pha, coarse.bt)
