@@ -49,6 +49,29 @@ def test_quickstart_on_a_clip(tmp_path, sample_rgb):
     assert listing(tmp_path) == ["clip.mp4", "clip_matte.webm"]
 
 
+def test_png_folder_from_the_command_line(tmp_path):
+    make_clip(tmp_path / "clip.mp4", frames=3)
+    result = run("clip.mp4", "-o", "frames/", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert listing(tmp_path / "frames") == ["000000.png", "000001.png", "000002.png"]
+
+
+def test_webcam_headless_with_a_file_as_camera(tmp_path, sample_rgb):
+    make_clip(tmp_path / "cam.mp4", images=moving_clip(sample_rgb, 60, 80, 6))
+    result = run("--camera", "cam.mp4", "--no-window", "--max-frames", "4", "-o", "rec.webm", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    frames = list(read_webm_alpha_frames(tmp_path / "rec.webm"))
+    assert 1 <= len(frames) <= 4 and frames[0].shape == (60, 80, 4)
+
+
+def test_webcam_without_camera_or_display(tmp_path):
+    assert_one_line_error(run("--camera", "7", "--no-window", cwd=tmp_path), "camera")
+    env_display = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    result = subprocess.run([sys.executable, "-m", "vidmatte", "--webcam"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, env={**env_display, "PYTHONPATH": str(REPO)})
+    assert_one_line_error(result, "--no-window")
+
+
 def _make_bad(kind: str, folder: Path) -> Path:
     if kind == "missing":
         return folder / "nope.mp4"

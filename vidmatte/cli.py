@@ -26,14 +26,15 @@ def _ratio(value: str) -> float | str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path),
+@click.option("-o", "--output", type=click.Path(),  # a str, so a trailing '/' (PNG folder) survives
               help="Output path; its form follows the name: .webm (VP9+alpha, default), .mov (ProRes 4444+alpha), "
                    "folder/ (RGBA PNGs), .mp4/.mkv (H.264 composite).")
 @click.option("--output-type", type=click.Choice(OUTPUT_TYPES),
               help="rgba (default where the form carries alpha), alpha (grey matte), foreground (on black), "
                    "composite (default for .mp4/.mkv).")
-@click.option("--background", default="green", show_default=True,
-              help="For composites: a colour (name, #rrggbb), an image, a video (looped), or 'blur'.")
+@click.option("--background", default=None,
+              help="For composites: a colour (name, #rrggbb), an image, a video (looped), or 'blur' "
+                   "[default: green; live: checker, which is live-only].")
 @click.option("--downsample-ratio", default="auto", show_default=True,
               help="Fraction of the input size the network runs at; auto = min(1, 512/longest side).")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
@@ -41,10 +42,15 @@ def _ratio(value: str) -> float | str:
               help="auto = fp16 on CUDA, fp32 elsewhere.")
 @click.option("--quality", type=int, help="Encoder CRF, lower is better (WebM 0-63, default 30; H.264 0-51, default 18).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--webcam", is_flag=True, help="Live preview from a camera with the background replaced.")
+@click.option("--camera", help="Live source: camera index N, /dev/videoX, or a video file (implies --webcam).")
+@click.option("--no-window", is_flag=True, help="Live mode without a window (e.g. with -o rec.webm).")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Live mode: stop after N frames.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.version_option(__version__, "--version")
-def cli(input: Path | None, output: Path | None, output_type: str | None, background: str, downsample_ratio: str,
-        device: str, precision: str, quality: int | None, overwrite: bool, quiet: bool) -> None:
+def cli(input: Path | None, output: str | None, output_type: str | None, background: str | None,
+        downsample_ratio: str, device: str, precision: str, quality: int | None, overwrite: bool,
+        webcam: bool, camera: str | None, no_window: bool, max_frames: int | None, quiet: bool) -> None:
     """Cut the people out of a video (or image) and write it with an alpha channel.
 
     \b
@@ -52,20 +58,41 @@ def cli(input: Path | None, output: Path | None, output_type: str | None, backgr
       vidmatte clip.mp4 -o clip.mov     -> ProRes 4444 with alpha
       vidmatte clip.mp4 -o frames/      -> RGBA PNG sequence
       vidmatte clip.mp4 -o green.mp4    -> composite over --background
+      vidmatte --webcam                 live preview (q quit, b background, v view, s snapshot)
     """
     from .matter import Matter
+
+    ratio = _ratio(downsample_ratio)
+    if webcam or camera is not None:
+        _live(camera, output, background, ratio, device, precision, quality, overwrite, no_window, max_frames, quiet)
+        return
     from .pipeline import VideoOptions, matte_video
 
     if input is None:
-        raise click.UsageError("give an input video")
+        raise click.UsageError("give an input video (or --webcam)")
     if not input.exists():
         raise InputError(f"{input} does not exist")
-    ratio = _ratio(downsample_ratio)
-    options = VideoOptions(output_type=output_type, background=background, quality=quality, overwrite=overwrite)
+    options = VideoOptions(output_type=output_type, background=background or "green", quality=quality,
+                           overwrite=overwrite)
     matter = Matter(device=device, precision=precision, downsample_ratio=ratio)
     written = matte_video(input, output, matter=matter, options=options, progress=not quiet)
     if not quiet:
         click.echo(f"wrote {written}", err=True)
+
+
+def _live(camera: str | None, output: str | None, background: str | None, ratio: float | str, device: str,
+          precision: str, quality: int | None, overwrite: bool, no_window: bool, max_frames: int | None,
+          quiet: bool) -> None:
+    from .io.camera import CameraSource
+    from .live import run_live
+    from .matter import Matter
+
+    matter = Matter(device=device, precision=precision, downsample_ratio=ratio)
+    stats = run_live(CameraSource(camera if camera is not None else 0), matter=matter, output=output,
+                     background=background or "checker", window=not no_window, max_frames=max_frames,
+                     overwrite=overwrite, quality=quality)
+    if not quiet:
+        click.echo(f"live: {stats.summary()}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

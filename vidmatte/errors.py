@@ -35,3 +35,9 @@ class DeviceError(VidmatteError):
     """The requested device or precision is not available on this machine."""
 
     exit_code = 5
+
+
+class DisplayError(VidmatteError):
+    """A preview window was asked for but there is no display or no GUI support."""
+
+    exit_code = 6

@@ -1,0 +1,344 @@
+"""Live matting: camera (or a file standing in for one) -> matter -> preview window and/or recording.
+
+`run_live` is what `vidmatte --webcam` runs. The camera is captured on its own thread that keeps
+only the newest frame, so the loop always mattes the freshest picture and drops the ones it
+had no time for: the view never falls behind the camera. Frames are matted one at a time with
+the recurrent state carried, at a network resolution chosen for speed.
+
+Keys in the window: q / Esc quit, b next background, v next view (matte / original / alpha),
+s save a snapshot (RGBA PNG). Ctrl-C stops like q: the recording is finished, not discarded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import cv2
+import numpy as np
+import torch
+
+from .compose import Background, check_background
+from .concurrency import BackgroundConsumer
+from .errors import OutputError
+from .io import open_writer, output_form
+from .io.atomic import check_target
+from .io.camera import CameraSource, CameraSpec, CapturedFrame
+from .live_views import BACKGROUNDS, VIEWS, CvWindow, Display, draw_overlay, make_live_background, render_view
+from .matter import Matte
+
+#: Longest side of the network's input for live use, per device type: small enough for real
+#: time on a laptop CPU, the network's recommended 512 where a GPU has time to spare.
+LIVE_NETWORK_SIZE = {"cpu": 320}
+LIVE_NETWORK_SIZE_DEFAULT = 512
+
+#: `smoother(matte, frames) -> matte`, e.g. `vidmatte.temporal.AlphaSmoother`; frames are (1,H,W,3).
+Smoother = Callable[[Matte, np.ndarray], Matte]
+
+_QUIT_KEYS = {ord("q"), ord("Q"), 27}
+_RECORD_TIME_BASE = 1000  # recording pts in milliseconds of capture time
+
+
+def live_downsample_ratio(height: int, width: int, device: torch.device | str = "cpu") -> float:
+    """The downsample ratio that makes the network's input ~320 px on its long side on a CPU
+    (512 elsewhere): `min(1, size / max(H, W))`."""
+    kind = torch.device(device).type
+    size = LIVE_NETWORK_SIZE.get(kind, LIVE_NETWORK_SIZE_DEFAULT)
+    return min(1.0, size / max(height, width))
+
+
+@dataclass
+class LiveFrame:
+    """What `on_frame` gets for each processed frame."""
+
+    index: int  # the source's capture number (gaps are dropped frames)
+    capture_time: float  # time.monotonic() at capture
+    rgb: np.ndarray  # (H,W,3) uint8 camera picture
+    matte: Matte  # after smoothing
+    picture: np.ndarray  # (H,W,3) uint8 RGB of the current view, without overlay text
+    latency: float  # seconds from capture to shown (window) / rendered and handed to the recorder
+
+
+@dataclass
+class LiveStats:
+    """How a live run went."""
+
+    frames: int = 0  # frames matted and delivered (shown and/or recorded)
+    dropped: int = 0  # frames the source captured between those, never processed
+    seconds: float = 0.0  # first delivery to last
+    fps: float = 0.0  # delivered frames per second
+    latency_mean_ms: float = 0.0  # capture -> shown (or rendered and handed to the recorder)
+    latency_p95_ms: float = 0.0
+    ratio: float | None = None  # the network's downsample ratio
+    width: int = 0
+    height: int = 0
+    source_fps: float | None = None  # the camera's (or file's) nominal rate
+    recorded: int = 0  # frames in the recording
+    output: Path | None = None
+    snapshots: list[Path] = field(default_factory=list)
+    stopped_by: str = ""  # "end", "max-frames", "key", "interrupt", "callback"
+    end_reason: str | None = None  # why the source ended, when it did
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def dropped_percent(self) -> float:
+        seen = self.frames + self.dropped
+        return 100.0 * self.dropped / seen if seen else 0.0
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+        text = (f"{self.frames} frames at {self.fps:.1f} fps, {self.dropped_percent:.0f}% of camera frames dropped, "
+                f"latency mean {self.latency_mean_ms:.0f} ms / p95 {self.latency_p95_ms:.0f} ms")
+        if self.output is not None:
+            text += f"; recorded {self.recorded} frames to {self.output}"
+        if self.snapshots:
+            text += f"; {len(self.snapshots)} snapshot(s) in {self.snapshots[0].parent}"
+        return text
+
+
+def save_snapshot(matte: Matte, folder: str | Path, index: int) -> Path:
+    """Write the frame's RGBA (straight alpha) as a PNG in `folder`; returns its path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"vidmatte-{time.strftime('%Y%m%d-%H%M%S')}-{index:06d}"
+    path = folder / f"{stem}.png"
+    n = 1
+    while path.exists():
+        path = folder / f"{stem}-{n}.png"
+        n += 1
+    rgba = matte.rgba()[0]
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA)):
+        raise OutputError(f"cannot write snapshot {path}")
+    return path
+
+
+def run_live(source: CameraSource | CameraSpec, *, matter: Any, output: str | Path | None = None,
+             background: str = "checker", smoother: Optional[Smoother] = None, window: bool | Display = True,
+             max_frames: int | None = None, overwrite: bool = False, snapshot_dir: str | Path = ".",
+             on_frame: Optional[Callable[[LiveFrame], Optional[bool]]] = None, view: str = "matte",
+             quality: int | None = None, read_timeout: float = 5.0) -> LiveStats:
+    """Matte a live source until it ends, q/Esc, Ctrl-C, `max_frames`, or `on_frame` returns False.
+
+    source: a `CameraSource` (opened here if it is not yet) or what picks one: camera index,
+        /dev/videoX, or a video file (played in real time, like a camera).
+    matter: a `vidmatte.Matter`; its state is reset first. With `downsample_ratio="auto"` the
+        ratio used is `live_downsample_ratio` (restored afterwards).
+    output: optional recording, any output form (.webm/.mov/folder/ with alpha as RGBA;
+        .mp4/.mkv as a composite over the current background); timed by capture time, so it
+        plays at real speed. A run stopped by the user leaves a complete file.
+    background: the view's background: 'checker' (transparency), a colour, 'blur', an image or
+        video file; `b` cycles through it and `BACKGROUNDS`.
+    smoother: optional `smoother(matte, frames) -> matte` applied to each frame's matte (with
+        a `reset()` called first, if it has one).
+    window: True opens an OpenCV window (DisplayError where there is none), False runs
+        headless, or a `Display` object to show into.
+    on_frame: called with a `LiveFrame` after each frame is delivered; returning False stops.
+    Raises InputError (no camera, camera busy), OutputError, DisplayError before anything runs.
+    """
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
+    if background.strip().lower() not in ("checker", "checkerboard", "transparent"):
+        check_background(background)
+    if max_frames is not None and max_frames < 1:
+        raise ValueError("max_frames must be at least 1")
+    if output is not None:
+        form = output_form(output)  # OutputError for a name no writer takes, before the camera opens
+        check_target(Path(output), folder=form == "png", overwrite=overwrite)
+
+    stats = LiveStats(output=Path(output) if output is not None else None)
+    previous_ratio = getattr(matter, "downsample_ratio", None)
+    with contextlib.ExitStack() as stack:
+        display: Display | None = None
+        if window is True:
+            display = CvWindow()  # DisplayError now, before the camera is opened
+        elif window is not False:
+            display = window
+        if display is not None:
+            stack.callback(display.close)
+        camera = source if isinstance(source, CameraSource) else CameraSource(source)
+        stack.enter_context(camera)
+        width, height = camera.width, camera.height
+        stats.width, stats.height = width, height
+        stats.source_fps = float(camera.frame_rate) if camera.frame_rate else None
+
+        device = getattr(matter, "device", torch.device("cpu"))
+        dtype = getattr(matter, "dtype", torch.float32)
+        if previous_ratio == "auto":
+            matter.downsample_ratio = live_downsample_ratio(height, width, device)
+            stack.callback(setattr, matter, "downsample_ratio", previous_ratio)
+        ratio_for = getattr(matter, "ratio_for", None)
+        stats.ratio = ratio_for(height, width) if ratio_for else None
+        if hasattr(matter, "reset"):
+            matter.reset()
+        if smoother is not None and hasattr(smoother, "reset"):
+            smoother.reset()
+
+        backgrounds = _BackgroundCycle(background, width, height, device, dtype)
+        recorder = None
+        if output is not None:
+            writer = stack.enter_context(open_writer(
+                output, width=width, height=height, frame_rate=None, time_base=Fraction(1, _RECORD_TIME_BASE),
+                alpha=True, quality=quality, overwrite=overwrite))
+            recorder = stack.enter_context(BackgroundConsumer(lambda item: writer.write(*item), maxsize=2,
+                                                              name="record"))
+        state = _LoopState(view=view)
+        try:
+            _loop(camera, matter, smoother, backgrounds, display, recorder,
+                  writer.carries_alpha if recorder is not None else False,
+                  max_frames, Path(snapshot_dir), on_frame, read_timeout, stats, state)
+        except KeyboardInterrupt:
+            stats.stopped_by = "interrupt"  # leave the with block normally: the recording is finished
+        stats.end_reason = camera.end_reason
+    if recorder is not None:
+        stats.recorded = writer.frames_written
+    _finish_stats(stats, state)
+    return stats
+
+
+@dataclass
+class _LoopState:
+    view: str
+    first_delivery: float | None = None
+    last_delivery: float | None = None
+    first_capture: float | None = None
+    first_index: int | None = None
+    last_index: int | None = None
+    fps_smoothed: float = 0.0
+    latency_smoothed: float = 0.0
+    message: str = ""
+    message_until: float = 0.0
+
+
+class _BackgroundCycle:
+    """The user's background first, then the built-in ones; made on first use, then kept."""
+
+    def __init__(self, first: str, width: int, height: int, device: torch.device, dtype: torch.dtype) -> None:
+        names = [first] + [b for b in BACKGROUNDS if b != first.strip().lower()]
+        self.names = names
+        self.position = 0
+        self._made: dict[str, Background] = {}
+        self._args = (width, height, device, dtype)
+        self.current  # the user's own spec fails here, before the loop starts
+
+    @property
+    def name(self) -> str:
+        return self.names[self.position]
+
+    @property
+    def current(self) -> Background:
+        name = self.name
+        if name not in self._made:
+            self._made[name] = make_live_background(name, *self._args)
+        return self._made[name]
+
+    def advance(self) -> None:
+        self.position = (self.position + 1) % len(self.names)
+
+
+def _loop(camera: CameraSource, matter: Any, smoother: Optional[Smoother], backgrounds: _BackgroundCycle,
+          display: Display | None, recorder: BackgroundConsumer | None, record_alpha: bool,
+          max_frames: int | None, snapshot_dir: Path, on_frame: Optional[Callable[[LiveFrame], Optional[bool]]],
+          read_timeout: float, stats: LiveStats, state: _LoopState) -> None:
+    while True:
+        if max_frames is not None and stats.frames >= max_frames:
+            stats.stopped_by = "max-frames"
+            return
+        frame: CapturedFrame | None = camera.read_latest(timeout=read_timeout)
+        if frame is None:
+            stats.stopped_by = "end"
+            return
+        rgb = frame.rgb
+        matte = matter(rgb)
+        if smoother is not None:
+            matte = smoother(matte, rgb[None])
+        background = backgrounds.current
+        picture = render_view(state.view, matte, rgb, background)
+        if recorder is not None:
+            if record_alpha:
+                recorded = matte.rgba()[0]
+            elif state.view == "matte":
+                recorded = picture
+            else:
+                recorded = render_view("matte", matte, rgb, background)
+            if state.first_capture is None:
+                state.first_capture = frame.time
+            pts = round((frame.time - state.first_capture) * _RECORD_TIME_BASE)
+            recorder.put((recorded, pts))
+        key = -1
+        if display is not None:
+            bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+            display.show(draw_overlay(bgr, _overlay_lines(state, backgrounds.name, recorder is not None)))
+            key = display.poll_key()
+        delivered = time.monotonic()
+        latency = delivered - frame.time
+        _account(stats, state, frame, delivered, latency)
+
+        if on_frame is not None and on_frame(LiveFrame(frame.index, frame.time, rgb, matte, picture, latency)) is False:
+            stats.stopped_by = "callback"
+            return
+        if key in _QUIT_KEYS:
+            stats.stopped_by = "key"
+            return
+        if key in (ord("b"), ord("B")):
+            backgrounds.advance()
+            _say(state, f"background: {backgrounds.name}")
+        elif key in (ord("v"), ord("V")):
+            state.view = VIEWS[(VIEWS.index(state.view) + 1) % len(VIEWS)]
+            _say(state, f"view: {state.view}")
+        elif key in (ord("s"), ord("S")):
+            try:
+                path = save_snapshot(matte, snapshot_dir, frame.index)
+            except (OutputError, OSError) as error:  # a failed snapshot must not end the session
+                _say(state, f"snapshot failed: {error}")
+            else:
+                stats.snapshots.append(path)
+                _say(state, f"saved {path.name}")
+
+
+def _account(stats: LiveStats, state: _LoopState, frame: CapturedFrame, delivered: float, latency: float) -> None:
+    stats.frames += 1
+    stats.latencies_ms.append(latency * 1000)
+    if state.first_index is None:
+        state.first_index = frame.index
+    state.last_index = frame.index
+    if state.last_delivery is not None:
+        interval = delivered - state.last_delivery
+        if interval > 0:
+            rate = 1 / interval
+            state.fps_smoothed = rate if not state.fps_smoothed else 0.9 * state.fps_smoothed + 0.1 * rate
+    state.latency_smoothed = latency if stats.frames == 1 else 0.9 * state.latency_smoothed + 0.1 * latency
+    if state.first_delivery is None:
+        state.first_delivery = delivered
+    state.last_delivery = delivered
+
+
+def _finish_stats(stats: LiveStats, state: _LoopState) -> None:
+    if state.first_index is not None and state.last_index is not None:
+        stats.dropped = state.last_index - state.first_index + 1 - stats.frames
+    if state.first_delivery is not None and state.last_delivery is not None:
+        stats.seconds = state.last_delivery - state.first_delivery
+        if stats.frames > 1 and stats.seconds > 0:
+            stats.fps = (stats.frames - 1) / stats.seconds
+    if stats.latencies_ms:
+        latencies = np.asarray(stats.latencies_ms)
+        stats.latency_mean_ms = float(latencies.mean())
+        stats.latency_p95_ms = float(np.percentile(latencies, 95))
+
+
+def _overlay_lines(state: _LoopState, background: str, recording: bool) -> list[str]:
+    lines = [f"{state.fps_smoothed:4.1f} fps  latency {state.latency_smoothed * 1000:4.0f} ms  "
+             f"view {state.view}  bg {Path(background).name if '/' in background else background}"
+             + ("  REC" if recording else "")]
+    if state.message and time.monotonic() < state.message_until:
+        lines.append(state.message)
+    else:
+        lines.append("q quit  b background  v view  s snapshot")
+    return lines
+
+
+def _say(state: _LoopState, message: str, seconds: float = 2.0) -> None:
+    state.message, state.message_until = message, time.monotonic() + seconds
