@@ -196,3 +196,17 @@ def test_variable_frame_rate_and_rotation_survive_the_pipeline(tmp_path, matter,
     out = matte_video(rotated, str(tmp_path / "phone") + "/", matter=matter)
     _, pngs = _png_frames(out)
     assert pngs[0].shape == (192, 144, 4)  # upright: width and height swapped like the display matrix says
+
+
+def test_hard_cut_resets_the_state(tmp_path, matter, person, sample_rgb):
+    """After a detected cut the output equals a fresh run on the second shot alone."""
+    shot_b = moving_clip(np.ascontiguousarray(sample_rgb[:, ::-1, ::-1]), 144, 192, frames=4, seed=1)
+    joined = make_clip(tmp_path / "cut.mkv", images=np.concatenate([person, shot_b]), codec="ffv1")
+    alone = make_clip(tmp_path / "b.mkv", images=shot_b, codec="ffv1")
+    _, with_reset = _png_frames(matte_video(joined, str(tmp_path / "j") + "/", matter=matter))
+    _, fresh = _png_frames(matte_video(alone, str(tmp_path / "b") + "/", matter=matter))
+    after = np.stack(with_reset[FRAMES:]).astype(int)
+    assert np.abs(after - np.stack(fresh)).max() <= 1
+    _, no_reset = _png_frames(matte_video(joined, str(tmp_path / "n") + "/", matter=matter,
+                                          options=VideoOptions(scene_reset=False)))
+    assert np.abs(np.stack(no_reset[FRAMES:]).astype(int) - np.stack(fresh))[..., 3].max() > 5

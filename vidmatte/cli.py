@@ -42,6 +42,9 @@ def _ratio(value: str) -> float | str:
               help="auto = fp16 on CUDA, fp32 elsewhere.")
 @click.option("--quality", type=int, help="Encoder CRF, lower is better (WebM 0-63, default 30; H.264 0-51, default 18).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--smooth", is_flag=True, help="Temporal smoothing of the alpha where the picture is still.")
+@click.option("--smooth-strength", type=click.FloatRange(0, 1, max_open=True), default=0.75, show_default=True)
+@click.option("--no-scene-reset", is_flag=True, help="Keep the recurrent state across detected hard cuts.")
 @click.option("--webcam", is_flag=True, help="Live preview from a camera with the background replaced.")
 @click.option("--camera", help="Live source: camera index N, /dev/videoX, or a video file (implies --webcam).")
 @click.option("--no-window", is_flag=True, help="Live mode without a window (e.g. with -o rec.webm).")
@@ -50,7 +53,7 @@ def _ratio(value: str) -> float | str:
 @click.version_option(__version__, "--version")
 def cli(input: Path | None, output: str | None, output_type: str | None, background: str | None,
         downsample_ratio: str, device: str, precision: str, quality: int | None, overwrite: bool,
-        webcam: bool, camera: str | None, no_window: bool, max_frames: int | None, quiet: bool) -> None:
+        smooth: bool, smooth_strength: float, no_scene_reset: bool, webcam: bool, camera: str | None, no_window: bool, max_frames: int | None, quiet: bool) -> None:
     """Cut the people out of a video (or image) and write it with an alpha channel.
 
     \b
@@ -64,7 +67,8 @@ def cli(input: Path | None, output: str | None, output_type: str | None, backgro
 
     ratio = _ratio(downsample_ratio)
     if webcam or camera is not None:
-        _live(camera, output, background, ratio, device, precision, quality, overwrite, no_window, max_frames, quiet)
+        _live(camera, output, background, ratio, device, precision, quality, overwrite, no_window, max_frames, quiet,
+              smooth_strength if smooth else None)
         return
     from .pipeline import VideoOptions, matte_video
 
@@ -73,7 +77,8 @@ def cli(input: Path | None, output: str | None, output_type: str | None, backgro
     if not input.exists():
         raise InputError(f"{input} does not exist")
     options = VideoOptions(output_type=output_type, background=background or "green", quality=quality,
-                           overwrite=overwrite)
+                           overwrite=overwrite, smooth=smooth_strength if smooth else None,
+                           scene_reset=not no_scene_reset)
     matter = Matter(device=device, precision=precision, downsample_ratio=ratio)
     written = matte_video(input, output, matter=matter, options=options, progress=not quiet)
     if not quiet:
@@ -82,13 +87,17 @@ def cli(input: Path | None, output: str | None, output_type: str | None, backgro
 
 def _live(camera: str | None, output: str | None, background: str | None, ratio: float | str, device: str,
           precision: str, quality: int | None, overwrite: bool, no_window: bool, max_frames: int | None,
-          quiet: bool) -> None:
+          quiet: bool, smooth: float | None) -> None:
     from .io.camera import CameraSource
     from .live import run_live
     from .matter import Matter
 
     matter = Matter(device=device, precision=precision, downsample_ratio=ratio)
+    from .temporal import AlphaSmoother
+
+    smoother = AlphaSmoother(smooth) if smooth else None
     stats = run_live(CameraSource(camera if camera is not None else 0), matter=matter, output=output,
+                     smoother=smoother,
                      background=background or "checker", window=not no_window, max_frames=max_frames,
                      overwrite=overwrite, quality=quality)
     if not quiet:

@@ -22,6 +22,7 @@ from .errors import OutputError
 from .io import VideoFrame, VideoReader, open_writer, output_form
 from .matter import Matter
 from .model.network import Coarse
+from .temporal import AlphaSmoother, SceneCutDetector, split_at_cuts
 
 #: Output forms whose container carries an alpha channel.
 ALPHA_FORMS = ("webm", "prores", "png")
@@ -36,6 +37,8 @@ class VideoOptions:
     quality: int | None = None
     overwrite: bool = False
     chunk_size: int | None = None  # frames per forward; None picks by device
+    smooth: float | None = None  # AlphaSmoother strength; None = off
+    scene_reset: bool = True  # reset the recurrent state (and smoother) at hard cuts
 
 
 def default_chunk_size(device: torch.device) -> int:
@@ -92,20 +95,29 @@ def _chunks(frames: Iterable[VideoFrame], size: int) -> Iterator[list[VideoFrame
         yield chunk
 
 
-def _coarse_mattes(frames: Iterable[VideoFrame], matter: Matter, chunk_size: int | None
-                   ) -> Iterator[tuple[Coarse, np.ndarray, list[VideoFrame]]]:
-    """(coarse matte, stacked RGB, source frames) per chunk; decoding runs on a worker thread ahead."""
+def _coarse_mattes(frames: Iterable[VideoFrame], matter: Matter, chunk_size: int | None,
+                   detector: SceneCutDetector | None = None
+                   ) -> Iterator[tuple[Coarse, np.ndarray, list[VideoFrame], bool]]:
+    """(coarse matte, stacked RGB, source frames, starts a new shot) per chunk.
+
+    Decoding runs on a worker thread ahead. With a detector, chunks are split at hard cuts and
+    the recurrent state is reset there, so no memory of the old shot smears the new one.
+    """
     size = chunk_size or default_chunk_size(matter.device)
     for chunk in background_iter(_chunks(frames, size), maxsize=4, name="decode"):
         rgb = np.stack([f.rgb for f in chunk])
-        yield matter.coarse(rgb), rgb, chunk
+        parts = split_at_cuts(rgb, detector) if detector is not None else [(0, len(chunk), False)]
+        for start, end, new_shot in parts:
+            if new_shot:
+                matter.reset()
+            yield matter.coarse(rgb[start:end]), rgb[start:end], chunk[start:end], new_shot
 
 
 def matte_frames(frames: Iterable[VideoFrame], matter: Matter, output_type: str,
                  background: Background | None = None, chunk_size: int | None = None
                  ) -> Iterator[tuple[np.ndarray, VideoFrame]]:
     """Matte a stream of frames of one clip; yields (picture, source frame) in order."""
-    for coarse, rgb, chunk in _coarse_mattes(frames, matter, chunk_size):
+    for coarse, rgb, chunk, _ in _coarse_mattes(frames, matter, chunk_size):
         yield from zip(render(matter.refine(coarse), output_type, rgb, background), chunk)
 
 
@@ -135,11 +147,19 @@ def matte_video(source: str | Path, output: str | Path | None = None, *, matter:
         if output_type == "composite":
             background = make_background(options.background, info.width, info.height, matter.device, matter.dtype)
 
-        def write_chunk(item: tuple[Coarse, np.ndarray, list[VideoFrame]]) -> None:
-            # The full-resolution half (refiner, composing, encoding) runs here, so the recurrent
-            # half on the caller's thread can start the next frame meanwhile.
-            coarse, rgb, chunk = item
-            for picture, frame in zip(render(matter.refine(coarse), output_type, rgb, background), chunk):
+        smoother = AlphaSmoother(options.smooth) if options.smooth else None
+        detector = SceneCutDetector() if options.scene_reset else None
+
+        def write_chunk(item: tuple[Coarse, np.ndarray, list[VideoFrame], bool]) -> None:
+            # The full-resolution half (refiner, smoothing, composing, encoding) runs here, so the
+            # recurrent half on the caller's thread can start the next frame meanwhile.
+            coarse, rgb, chunk, new_shot = item
+            matte = matter.refine(coarse)
+            if smoother is not None:
+                if new_shot:
+                    smoother.reset()
+                matte = smoother(matte, rgb)
+            for picture, frame in zip(render(matte, output_type, rgb, background), chunk):
                 writer.write(picture, frame.pts)
 
         with open_writer(spec, width=info.width, height=info.height, frame_rate=info.frame_rate,
@@ -149,7 +169,7 @@ def matte_video(source: str | Path, output: str | Path | None = None, *, matter:
                      desc=source.name) as bar, \
                 BackgroundConsumer(write_chunk, maxsize=4, name="encode") as sink, \
                 cpu_stage_threads(matter.device):
-            for coarse, rgb, chunk in _coarse_mattes(reader, matter, options.chunk_size):
-                sink.put((coarse, rgb, chunk))
+            for coarse, rgb, chunk, new_shot in _coarse_mattes(reader, matter, options.chunk_size, detector):
+                sink.put((coarse, rgb, chunk, new_shot))
                 bar.update(len(chunk))
     return target
