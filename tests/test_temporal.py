@@ -27,16 +27,17 @@ def matte_of(alpha: np.ndarray, frames: np.ndarray, dtype=torch.float32, device=
     return Matte(f.to(device, dtype), a.to(device, dtype))
 
 
-def step_edge_clip(frames: int, height: int = 48, speed: float = 3.0, x0: float = 40.0):
+def step_edge_clip(frames: int, height: int = 48, speed: float = 3.0, x0: float = 40.0, contrast: float | None = None):
     """A bright foreground left of a vertical edge moving right at `speed` px/frame over a
-    textured background; returns (frames uint8, true alpha float, edge positions)."""
+    textured background; returns (frames uint8, true alpha float, edge positions).
+    With `contrast`, the foreground is the background's mean colour + `contrast` levels."""
     width = int(x0 + speed * frames + 40)
     bg = texture(height, width, seed=3).astype(np.float32)
     xs = np.arange(width, dtype=np.float32)
     positions = x0 + speed * np.arange(frames)
     alpha = np.clip(positions[:, None] - xs[None, :] + 0.5, 0, 1)  # edge at `position`, 1 px ramp
     alpha = np.repeat(alpha[:, None, :], height, axis=1)
-    fg = np.array([230, 220, 200], np.float32)
+    fg = np.array([230, 220, 200], np.float32) if contrast is None else bg.mean((0, 1)) + contrast
     pictures = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
     # pixel i covers [i, i+1): the edge lies half a pixel right of `position`
     return np.clip(pictures + 0.5, 0, 255).astype(np.uint8), alpha, positions + 0.5
@@ -93,6 +94,15 @@ def test_smoother_does_not_lag_a_moving_edge(speed):
     assert np.abs(edge_position(out) - edge_position(noisy)).max() < 1.0
     # the noise in the still foreground behind the edge is damped all the same
     assert flicker(out[:, :, :30]) < 0.6 * flicker(noisy[:, :, :30])
+
+
+@pytest.mark.parametrize("speed", [0.25, 0.5])
+def test_smoother_does_not_drift_behind_a_slow_faint_edge(speed):
+    # 12 levels of contrast moving a fraction of a pixel per frame: each frame alone looks
+    # still, but the change from the picture the smoothed alpha belongs to adds up
+    frames, alpha, positions = step_edge_clip(40, speed=speed, contrast=12)
+    out = smooth(AlphaSmoother(), alpha.astype(np.float32), frames)
+    assert np.abs(edge_position(out) - positions).max() < 0.5
 
 
 def test_smoother_clean_moving_edge_is_untouched():

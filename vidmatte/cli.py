@@ -43,7 +43,8 @@ def _ratio(value: str) -> float | str:
 @click.option("--quality", type=int, help="Encoder CRF, lower is better (WebM 0-63, default 30; H.264 0-51, default 18).")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--smooth", is_flag=True, help="Temporal smoothing of the alpha where the picture is still.")
-@click.option("--smooth-strength", type=click.FloatRange(0, 1, max_open=True), default=0.75, show_default=True)
+@click.option("--smooth-strength", type=click.FloatRange(0, 1, max_open=True), default=0.94, show_default=True,
+              help="Weight of the past at a perfectly still pixel (tuned in benchmarks/temporal.md).")
 @click.option("--no-scene-reset", is_flag=True, help="Keep the recurrent state across detected hard cuts.")
 @click.option("--webcam", is_flag=True, help="Live preview from a camera with the background replaced.")
 @click.option("--camera", help="Live source: camera index N, /dev/videoX, or a video file (implies --webcam).")

@@ -1,10 +1,10 @@
 """Temporal stability: motion-adaptive alpha smoothing and scene-cut state resets.
 
-- `AlphaSmoother(strength=0.75)`: `smoother(matte, frames) -> matte` for T consecutive frames
+- `AlphaSmoother(strength=0.94)`: `smoother(matte, frames) -> matte` for T consecutive frames
   `(T,H,W,3)` uint8 and their `Matte`; causal (past frames only, no added latency), state kept
   inside, on the matte's device and dtype. Averages alpha (and foreground colour) over time
   where the picture is still, passes moving pixels through. `reset()` forgets.
-- `SceneCutDetector(threshold=0.5)`: `detector.update(rgb) -> bool`, True when the frame
+- `SceneCutDetector(threshold=0.35)`: `detector.update(rgb) -> bool`, True when the frame
   `(H,W,3)` uint8 starts a new shot (never for the first frame after `reset()`).
 - `split_at_cuts(frames, detector) -> [(start, end, new_shot), ...]`: a chunk `(T,H,W,3)` cut
   into sub-chunks `frames[start:end]` at the detected cuts. `new_shot` is True when the

@@ -12,7 +12,12 @@ flash lighting the whole picture) score near 0; the shift search absorbs pans an
 subjects of up to `search` thumbnail px (about 40 px per frame at 720p). A frame starts a new
 shot when its score is above `threshold` AND above the median of the shot's recent scores by
 `margin`: a shot full of fast motion raises its own bar, so it does not fire on every frame.
-Flat thumbnails (a black frame) compare by their mean brightness only.
+A flat thumbnail (a black frame) next to a textured one is a cut (harmless inside a fade);
+two flat ones are a cut only when the brightness jumps. A change of frame size is a cut.
+
+Measured (benchmarks/temporal.md): consecutive frames of real clips score <= 0.1 (fast hands,
+people walking, 2,800 frames, no false cut); cuts between different shots score 0.36..1.4,
+the lowest for two takes of the same room and person. Cost ~0.2 ms per 720p frame.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ class SceneCutDetector:
     threshold: score above which a frame may be a cut (0 same picture, ~1 unrelated pictures).
     margin: how far above the recent median score a cut must be.
     history: how many recent scores of the shot form that median.
+    width: thumbnail width in px; search: how far (thumbnail px) motion is searched for.
+    `last_score` holds the score of the last frame fed (0 for a first frame).
     """
 
     #: thumbnails whose brightness spread (std, 0..255) is below this count as flat
@@ -41,10 +48,12 @@ class SceneCutDetector:
     #: flat thumbnails are a cut when their mean brightness jumps by more than this (0..255)
     FLAT_JUMP = 40.0
 
-    def __init__(self, threshold: float = 0.5, *, margin: float = 0.3, history: int = 15,
+    def __init__(self, threshold: float = 0.35, *, margin: float = 0.25, history: int = 15,
                  width: int = 64, search: int = 2) -> None:
         if not 0 < threshold < 2:
             raise ValueError(f"threshold must be in (0, 2), got {threshold}")
+        if width < 16 or not 0 <= search <= width // 8:
+            raise ValueError(f"need width >= 16 and 0 <= search <= width / 8, got {width}, {search}")
         self.threshold, self.margin = float(threshold), float(margin)
         self.width, self.search = int(width), int(search)
         self._scores: deque[float] = deque(maxlen=int(history))
