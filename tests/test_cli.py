@@ -154,3 +154,67 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path):
     assert proc.returncode == 130
     assert "Traceback" not in stderr and "interrupted" in stderr
     assert listing(tmp_path) == ["long.mp4"]
+
+
+def _save(path: Path, rgb: np.ndarray) -> Path:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.fixture
+def small_portrait(sample_rgb):
+    import cv2
+
+    return cv2.resize(sample_rgb, (160, 160), interpolation=cv2.INTER_AREA)
+
+
+def test_still_image_from_the_command_line(tmp_path, small_portrait):
+    import cv2
+
+    _save(tmp_path / "photo.jpg", small_portrait)
+    result = run("photo.jpg", "--passes", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "photo_matte.png" in result.stderr
+    out = cv2.imread(str(tmp_path / "photo_matte.png"), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (160, 160, 4) and out.dtype == np.uint8
+    assert out[120:, 20:80, 3].mean() > 200 and out[:40, -40:, 3].mean() < 40  # body kept, corner dropped
+    result = run("photo.jpg", "-o", "green.jpg", "--passes", "2", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    green = cv2.imread(str(tmp_path / "green.jpg"))[:30, -20:].reshape(-1, 3).mean(0)  # BGR of the corner
+    assert green[1] > 200 and green[0] < 60 and green[2] < 60
+    assert_one_line_error(run("photo.jpg", "-o", "x.jpg", "--output-type", "rgba", cwd=tmp_path), "alpha")
+    assert listing(tmp_path) == ["green.jpg", "photo.jpg", "photo_matte.png"]
+
+
+def test_folder_with_a_broken_file_reports_it_and_goes_on(tmp_path, small_portrait):
+    _save(tmp_path / "shoot" / "a.jpg", small_portrait)
+    _save(tmp_path / "shoot" / "sub" / "b.png", small_portrait[:, ::-1])
+    (tmp_path / "shoot" / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (tmp_path / "shoot" / "notes.txt").write_text("hello")
+    result = run("shoot", "--passes", "2", "-q", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert any("skipped" in line and "notes.txt" in line for line in lines)
+    assert any("failed" in line and "broken.jpg" in line for line in lines)
+    assert lines[-1].startswith("vidmatte: error: 1 of 3 files failed")
+    assert sorted(str(p.relative_to(tmp_path / "shoot_matte")) for p in (tmp_path / "shoot_matte").rglob("*.png")) \
+        == ["a.png", "sub/b.png"]
+
+
+def test_numbered_frames_as_one_clip(tmp_path, sample_rgb):
+    for index, image in enumerate(moving_clip(sample_rgb, 64, 80, 3)):
+        _save(tmp_path / "frames" / f"f{index * 5}.png", image)  # f0, f5, f10: numeric order
+    result = run("frames", "--sequence", "--fps", "30000/1001", "-o", "clip.webm", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    frames = list(read_webm_alpha_frames(tmp_path / "clip.webm"))
+    assert len(frames) == 3 and frames[0].shape == (64, 80, 4)
+    import av
+
+    with av.open(str(tmp_path / "clip.webm")) as container:
+        assert abs(float(container.streams.video[0].average_rate) - 30000 / 1001) < 0.01
+    assert run("frames", "--sequence", "--fps", "fast", cwd=tmp_path).returncode == 2
+    assert_one_line_error(run("frames/f0.png", "--sequence", cwd=tmp_path), "--sequence")

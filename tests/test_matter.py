@@ -29,8 +29,8 @@ def test_chunk_equals_single_steps(matter, clip):
         singles.append(m)
     assert torch.allclose(chunked.alpha, torch.cat([m.alpha for m in singles]), atol=1e-5)
     assert torch.allclose(chunked.foreground, torch.cat([m.foreground for m in singles]), atol=1e-5)
-    for a, b in zip(state_c, state):
-        assert torch.allclose(a, b, atol=1e-5)
+    for a, b in zip(state_c, state):  # hidden states in -1..1; batched and single convs round differently
+        assert torch.allclose(a, b, atol=1e-4)
 
 
 def test_state_is_carried_and_reset_equals_fresh_engine(matter, clip):
@@ -94,3 +94,20 @@ def test_device_and_precision_errors():
         with pytest.raises(DeviceError, match="CUDA"):
             Matter(device="cuda", model=torch.nn.Identity())
     assert Matter(device="cpu", model=torch.nn.Identity()).dtype == torch.float32
+
+
+def test_warm_up_is_the_first_frame_run_repeatedly(matter, clip):
+    state = (None,) * 4
+    for _ in range(3):
+        _, state = matter.step(clip[0], state)
+    primed = matter.warm_up(clip[0], 3)
+    for a, b in zip(primed, state):
+        assert torch.allclose(a, b, atol=1e-4)
+    assert matter.warm_up(clip[0], 0) == (None,) * 4
+    matter.reset()
+    matter.prime(clip[0], 3)
+    warm = matter(clip[:1]).alpha
+    cold = matter.step(clip[:1])[0].alpha
+    expected = matter.step(clip[:1], state)[0].alpha
+    assert torch.allclose(warm, expected, atol=1e-5)
+    assert (warm - cold).abs().max() > 1e-3  # the memory changed the first output

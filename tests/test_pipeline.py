@@ -83,6 +83,7 @@ def test_png_folder_holds_the_predicted_foreground_colour(clip, matter, person, 
     with VideoReader(clip) as reader:
         decoded = np.stack([f.rgb for f in reader])
     matter.reset()
+    matter.prime(decoded[0], VideoOptions().warmup)  # what the pipeline does before a clip
     expected = matter(decoded).rgba()
     got = np.stack(pngs)
     assert np.abs(got.astype(int) - expected).max() <= 1
@@ -210,3 +211,22 @@ def test_hard_cut_resets_the_state(tmp_path, matter, person, sample_rgb):
     _, no_reset = _png_frames(matte_video(joined, str(tmp_path / "n") + "/", matter=matter,
                                           options=VideoOptions(scene_reset=False)))
     assert np.abs(np.stack(no_reset[FRAMES:]).astype(int) - np.stack(fresh))[..., 3].max() > 5
+
+
+def test_warm_up_primes_every_shot(tmp_path, matter, person, sample_rgb):
+    """With warm-up, the first frame of each shot is matted with a primed state: the same as a
+    manual `prime` on that shot alone, and different from the cold start."""
+    shot_b = moving_clip(np.ascontiguousarray(sample_rgb[:, ::-1, ::-1]), 144, 192, frames=4, seed=1)
+    joined = make_clip(tmp_path / "cut.mkv", images=np.concatenate([person, shot_b]), codec="ffv1")
+    warm = VideoOptions(warmup=4)
+    _, primed = _png_frames(matte_video(joined, str(tmp_path / "w") + "/", matter=matter, options=warm))
+    _, cold = _png_frames(matte_video(joined, str(tmp_path / "c") + "/", matter=matter,
+                                      options=VideoOptions(warmup=0)))
+    with VideoReader(joined) as reader:
+        decoded = np.stack([frame.rgb for frame in reader])
+    for start in (0, FRAMES):
+        matter.reset()
+        matter.prime(decoded[start], 4)
+        expected = matter(decoded[start:start + 1]).rgba()[0].astype(int)
+        assert np.abs(primed[start].astype(int) - expected).max() <= 1
+        assert np.abs(cold[start].astype(int) - expected)[..., 3].max() > 5

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import click
 
 from . import __version__
 from .compose import OUTPUT_TYPES
-from .errors import InputError, VidmatteError
+from .errors import FolderFailures, InputError, VidmatteError
+from .pipeline import WARMUP_PASSES
 
 
 def _ratio(value: str) -> float | str:
@@ -45,23 +47,34 @@ def _ratio(value: str) -> float | str:
 @click.option("--smooth", is_flag=True, help="Temporal smoothing of the alpha where the picture is still.")
 @click.option("--smooth-strength", type=click.FloatRange(0, 1, max_open=True), default=0.94, show_default=True,
               help="Weight of the past at a perfectly still pixel (tuned in benchmarks/temporal.md).")
+@click.option("--warmup", type=click.IntRange(min=0), default=None,
+              help="Video: passes of each shot's first frame that prime the network's memory before output "
+                   "[default: %d; 0 = off]." % WARMUP_PASSES)
 @click.option("--no-scene-reset", is_flag=True, help="Keep the recurrent state across detected hard cuts.")
 @click.option("--webcam", is_flag=True, help="Live preview from a camera with the background replaced.")
 @click.option("--camera", help="Live source: camera index N, /dev/videoX, or a video file (implies --webcam).")
 @click.option("--no-window", is_flag=True, help="Live mode without a window (e.g. with -o rec.webm).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Live mode: stop after N frames.")
+@click.option("--sequence", is_flag=True, help="INPUT is a folder of numbered frames: matte it as one clip.")
+@click.option("--fps", default="25", show_default=True, help="Frame rate of a --sequence (e.g. 25, 30000/1001).")
+@click.option("--passes", type=click.IntRange(min=1), default=None,
+              help="Stills: most network passes over the picture until alpha settles [default: 16; 1 = single pass].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.version_option(__version__, "--version")
 def cli(input: Path | None, output: str | None, output_type: str | None, background: str | None,
         downsample_ratio: str, device: str, precision: str, quality: int | None, overwrite: bool,
-        smooth: bool, smooth_strength: float, no_scene_reset: bool, webcam: bool, camera: str | None, no_window: bool, max_frames: int | None, quiet: bool) -> None:
-    """Cut the people out of a video (or image) and write it with an alpha channel.
+        smooth: bool, smooth_strength: float, warmup: int | None, no_scene_reset: bool, webcam: bool, camera: str | None,
+        no_window: bool, max_frames: int | None, sequence: bool, fps: str, passes: int | None, quiet: bool) -> None:
+    """Cut the people out of a video, image or folder and write it with an alpha channel.
 
     \b
       vidmatte clip.mp4                 -> clip_matte.webm (VP9 with alpha), audio kept
       vidmatte clip.mp4 -o clip.mov     -> ProRes 4444 with alpha
       vidmatte clip.mp4 -o frames/      -> RGBA PNG sequence
       vidmatte clip.mp4 -o green.mp4    -> composite over --background
+      vidmatte photo.jpg                -> photo_matte.png (RGBA); -o x.webp lossless, -o x.jpg composite
+      vidmatte shoot/                   -> shoot_matte/ (every image and video, same relative names)
+      vidmatte frames/ --sequence -o clip.mov --fps 30   numbered frames as one clip
       vidmatte --webcam                 live preview (q quit, b background, v view, s snapshot)
     """
     from .matter import Matter
@@ -72,18 +85,57 @@ def cli(input: Path | None, output: str | None, output_type: str | None, backgro
               smooth_strength if smooth else None)
         return
     from .pipeline import VideoOptions, matte_video
+    from .stills import DEFAULT_MAX_PASSES, is_image_path, matte_image
 
     if input is None:
-        raise click.UsageError("give an input video (or --webcam)")
+        raise click.UsageError("give an input video, image or folder (or --webcam)")
     if not input.exists():
         raise InputError(f"{input} does not exist")
     options = VideoOptions(output_type=output_type, background=background or "green", quality=quality,
                            overwrite=overwrite, smooth=smooth_strength if smooth else None,
-                           scene_reset=not no_scene_reset)
+                           scene_reset=not no_scene_reset, warmup=WARMUP_PASSES if warmup is None else warmup)
+    if sequence and not input.is_dir():
+        raise InputError(f"--sequence needs a folder of numbered frames; {input} is a file")
     matter = Matter(device=device, precision=precision, downsample_ratio=ratio)
-    written = matte_video(input, output, matter=matter, options=options, progress=not quiet)
+    passes = passes or DEFAULT_MAX_PASSES
+    if input.is_dir() and not sequence:
+        _folder(input, output, matter, options, passes, quiet)
+        return
+    if sequence:
+        from .folders import matte_sequence
+
+        written = matte_sequence(input, output, fps=_fps(fps), matter=matter, options=options, progress=not quiet)
+    elif is_image_path(input):
+        written = matte_image(input, output, matter=matter, output_type=output_type, background=background,
+                              passes=passes, overwrite=overwrite)
+    else:
+        written = matte_video(input, output, matter=matter, options=options, progress=not quiet)
     if not quiet:
         click.echo(f"wrote {written}", err=True)
+
+
+def _fps(value: str) -> Fraction:
+    try:
+        rate = Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"{value!r} is not a frame rate; use e.g. 25 or 30000/1001",
+                                 param_hint="--fps") from None
+    if not 0 < rate <= 1000:
+        raise click.BadParameter(f"{value} is not a frame rate between 0 and 1000", param_hint="--fps")
+    return rate
+
+
+def _folder(source: Path, output: str | None, matter, options, passes: int, quiet: bool) -> None:
+    from .folders import matte_folder
+
+    summary = matte_folder(source, output, matter=matter, output_type=options.output_type,
+                           background=options.background, passes=passes, video_options=options,
+                           overwrite=options.overwrite, progress=not quiet)
+    if summary.failed:
+        raise FolderFailures(f"{len(summary.failed)} of {len(summary.done) + len(summary.failed)} files failed "
+                             f"(listed above); {summary}")
+    if not quiet:
+        click.echo(str(summary), err=True)
 
 
 def _live(camera: str | None, output: str | None, background: str | None, ratio: float | str, device: str,
@@ -110,10 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="vidmatte", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("vidmatte: interrupted; no output was written", err=True)
+        click.echo("vidmatte: interrupted; the unfinished output was discarded", err=True)
         sys.exit(130)
     except KeyboardInterrupt:
-        click.echo("vidmatte: interrupted; no output was written", err=True)
+        click.echo("vidmatte: interrupted; the unfinished output was discarded", err=True)
         sys.exit(130)
     except click.ClickException as error:
         error.show()

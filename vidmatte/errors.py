@@ -41,3 +41,9 @@ class DisplayError(VidmatteError):
     """A preview window was asked for but there is no display or no GUI support."""
 
     exit_code = 6
+
+
+class FolderFailures(VidmatteError):
+    """Some files of a folder failed (each was reported as it happened); the others were written."""
+
+    exit_code = 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -23,6 +24,9 @@ from .io import VideoFrame, VideoReader, open_writer, output_form
 from .matter import Matter
 from .model.network import Coarse
 from .temporal import AlphaSmoother, SceneCutDetector, split_at_cuts
+
+#: Default passes of a shot's first frame that prime the recurrent state (benchmarks/video_quality.md).
+WARMUP_PASSES = 4
 
 #: Output forms whose container carries an alpha channel.
 ALPHA_FORMS = ("webm", "prores", "png")
@@ -39,6 +43,7 @@ class VideoOptions:
     chunk_size: int | None = None  # frames per forward; None picks by device
     smooth: float | None = None  # AlphaSmoother strength; None = off
     scene_reset: bool = True  # reset the recurrent state (and smoother) at hard cuts
+    warmup: int = WARMUP_PASSES  # passes of each shot's first frame priming the recurrent state; 0 = off
 
 
 def default_chunk_size(device: torch.device) -> int:
@@ -96,29 +101,88 @@ def _chunks(frames: Iterable[VideoFrame], size: int) -> Iterator[list[VideoFrame
 
 
 def _coarse_mattes(frames: Iterable[VideoFrame], matter: Matter, chunk_size: int | None,
-                   detector: SceneCutDetector | None = None
+                   detector: SceneCutDetector | None = None, warmup: int = 0
                    ) -> Iterator[tuple[Coarse, np.ndarray, list[VideoFrame], bool]]:
     """(coarse matte, stacked RGB, source frames, starts a new shot) per chunk.
 
     Decoding runs on a worker thread ahead. With a detector, chunks are split at hard cuts and
-    the recurrent state is reset there, so no memory of the old shot smears the new one.
+    the recurrent state is reset there, so no memory of the old shot smears the new one. With
+    `warmup`, each shot's first frame primes the state that many times before it is matted.
     """
     size = chunk_size or default_chunk_size(matter.device)
+    first = True
     for chunk in background_iter(_chunks(frames, size), maxsize=4, name="decode"):
         rgb = np.stack([f.rgb for f in chunk])
         parts = split_at_cuts(rgb, detector) if detector is not None else [(0, len(chunk), False)]
         for start, end, new_shot in parts:
             if new_shot:
                 matter.reset()
+            if first or new_shot:
+                matter.prime(rgb[start], warmup)
+                first = False
             yield matter.coarse(rgb[start:end]), rgb[start:end], chunk[start:end], new_shot
 
 
 def matte_frames(frames: Iterable[VideoFrame], matter: Matter, output_type: str,
-                 background: Background | None = None, chunk_size: int | None = None
+                 background: Background | None = None, chunk_size: int | None = None, warmup: int = 0
                  ) -> Iterator[tuple[np.ndarray, VideoFrame]]:
     """Matte a stream of frames of one clip; yields (picture, source frame) in order."""
-    for coarse, rgb, chunk, _ in _coarse_mattes(frames, matter, chunk_size):
+    matter.reset()
+    for coarse, rgb, chunk, _ in _coarse_mattes(frames, matter, chunk_size, warmup=warmup):
         yield from zip(render(matter.refine(coarse), output_type, rgb, background), chunk)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What the writer needs to know of a clip before its first frame."""
+
+    width: int
+    height: int
+    frame_rate: Fraction
+    time_base: Fraction
+    frame_count: int | None = None  # for the progress bar
+    audio_from: Path | None = None  # copy (or transcode) this file's audio track
+    name: str = ""
+
+
+def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec, *, matter: Matter,
+               options: VideoOptions, progress: bool = False) -> None:
+    """The loop every clip goes through: frames -> recurrent half -> full-resolution half ->
+    smoothing -> compose -> encoder, with decoding, inference and encoding overlapped.
+
+    `output` is written atomically (nothing is left there unless the whole clip was written).
+    """
+    output_type = resolve_output_type(output_form(output), options.output_type)
+    check_background(options.background)
+    matter.reset()
+    background = None
+    if output_type == "composite":
+        background = make_background(options.background, clip.width, clip.height, matter.device, matter.dtype)
+    smoother = AlphaSmoother(options.smooth) if options.smooth else None
+    detector = SceneCutDetector() if options.scene_reset else None
+
+    def write_chunk(item: tuple[Coarse, np.ndarray, list[VideoFrame], bool]) -> None:
+        # The full-resolution half (refiner, smoothing, composing, encoding) runs here, so the
+        # recurrent half on the caller's thread can start the next frame meanwhile.
+        coarse, rgb, chunk, new_shot = item
+        matte = matter.refine(coarse)
+        if smoother is not None:
+            if new_shot:
+                smoother.reset()
+            matte = smoother(matte, rgb)
+        for picture, frame in zip(render(matte, output_type, rgb, background), chunk):
+            writer.write(picture, frame.pts)
+
+    with open_writer(output, width=clip.width, height=clip.height, frame_rate=clip.frame_rate,
+                     time_base=clip.time_base, alpha=output_type == "rgba", audio_from=clip.audio_from,
+                     quality=options.quality, overwrite=options.overwrite) as writer, \
+            tqdm(total=clip.frame_count, unit="frame", disable=not progress, dynamic_ncols=True,
+                 desc=clip.name) as bar, \
+            BackgroundConsumer(write_chunk, maxsize=4, name="encode") as sink, \
+            cpu_stage_threads(matter.device):
+        for item in _coarse_mattes(frames, matter, options.chunk_size, detector, options.warmup):
+            sink.put(item)
+            bar.update(len(item[2]))
 
 
 def matte_video(source: str | Path, output: str | Path | None = None, *, matter: Matter | None = None,
@@ -133,43 +197,14 @@ def matte_video(source: str | Path, output: str | Path | None = None, *, matter:
     source = Path(source)
     # keep the caller's spelling: a trailing '/' (which Path drops) asks for a PNG folder
     spec = output if output is not None else default_output_path(source)
-    form = output_form(spec)
     target = Path(spec)
-    output_type = resolve_output_type(form, options.output_type)
+    resolve_output_type(output_form(spec), options.output_type)  # refuse before opening the source
     check_background(options.background)
     if target.exists() and target.resolve() == source.resolve():
         raise OutputError(f"output {target} is the input itself; choose another -o")
     with VideoReader(source) as reader:
         info = reader.info
-        matter = matter or Matter()
-        matter.reset()
-        background = None
-        if output_type == "composite":
-            background = make_background(options.background, info.width, info.height, matter.device, matter.dtype)
-
-        smoother = AlphaSmoother(options.smooth) if options.smooth else None
-        detector = SceneCutDetector() if options.scene_reset else None
-
-        def write_chunk(item: tuple[Coarse, np.ndarray, list[VideoFrame], bool]) -> None:
-            # The full-resolution half (refiner, smoothing, composing, encoding) runs here, so the
-            # recurrent half on the caller's thread can start the next frame meanwhile.
-            coarse, rgb, chunk, new_shot = item
-            matte = matter.refine(coarse)
-            if smoother is not None:
-                if new_shot:
-                    smoother.reset()
-                matte = smoother(matte, rgb)
-            for picture, frame in zip(render(matte, output_type, rgb, background), chunk):
-                writer.write(picture, frame.pts)
-
-        with open_writer(spec, width=info.width, height=info.height, frame_rate=info.frame_rate,
-                         time_base=info.time_base, alpha=output_type == "rgba", audio_from=source,
-                         quality=options.quality, overwrite=options.overwrite) as writer, \
-                tqdm(total=info.frame_count, unit="frame", disable=not progress, dynamic_ncols=True,
-                     desc=source.name) as bar, \
-                BackgroundConsumer(write_chunk, maxsize=4, name="encode") as sink, \
-                cpu_stage_threads(matter.device):
-            for coarse, rgb, chunk, new_shot in _coarse_mattes(reader, matter, options.chunk_size, detector):
-                sink.put((coarse, rgb, chunk, new_shot))
-                bar.update(len(chunk))
+        clip = ClipSpec(info.width, info.height, info.frame_rate, info.time_base, info.frame_count,
+                        audio_from=source, name=source.name)
+        write_clip(reader, spec, clip, matter=matter or Matter(), options=options, progress=progress)
     return target

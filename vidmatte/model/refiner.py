@@ -32,6 +32,18 @@ class DeepGuidedFilter(nn.Module):
         )
 
     def forward(self, fine_src: Tensor, base_src: Tensor, base_y: Tensor, base_hid: Tensor) -> Tensor:
+        ab = self.coefficients(base_src, base_y, base_hid)
+        # one resize for both coefficient maps, one fused multiply-add: the full-resolution
+        # steps dominate the cost at small downsample ratios
+        ab = F.interpolate(ab, fine_src.shape[2:], mode="bilinear", align_corners=False)
+        return self.apply_coefficients(ab, fine_src)
+
+    def coefficients(self, base_src: Tensor, base_y: Tensor, base_hid: Tensor) -> Tensor:
+        """The low-resolution linear models `[N,8,h,w]`: A (4 channels) then b (4 channels).
+
+        Split from `forward` so a caller can upsample them piece by piece (stills refine huge
+        pictures in strips of rows to bound memory).
+        """
         base_x = _with_grey(base_src)
         mean_x = self.box_filter(base_x)
         mean_y = self.box_filter(base_y)
@@ -39,8 +51,9 @@ class DeepGuidedFilter(nn.Module):
         var_x = self.box_filter(base_x * base_x) - mean_x * mean_x
         a = self.conv(torch.cat([cov_xy, var_x, base_hid], 1))
         b = mean_y - a * mean_x
-        fine_x = _with_grey(fine_src)
-        # one resize for both coefficient maps, one fused multiply-add: the full-resolution
-        # steps dominate the cost at small downsample ratios
-        ab = F.interpolate(torch.cat([a, b], 1), fine_src.shape[2:], mode="bilinear", align_corners=False)
-        return torch.addcmul(ab[:, 4:], ab[:, :4], fine_x)
+        return torch.cat([a, b], 1)
+
+    @staticmethod
+    def apply_coefficients(ab: Tensor, fine_src: Tensor) -> Tensor:
+        """`A * x + b` with coefficients `ab` `[N,8,H,W]` already at the fine image's size."""
+        return torch.addcmul(ab[:, 4:], ab[:, :4], _with_grey(fine_src))

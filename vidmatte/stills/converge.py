@@ -1,0 +1,188 @@
+"""Still mode for the recurrent network: converged alpha, a processing size chosen for stills,
+and a full-resolution pass in strips so very large pictures fit in memory.
+
+A recurrent matting network starts every clip from empty state, so its first frame is its worst:
+the ConvGRU memory has not yet settled on what is person and what is background. For a still we
+feed the same picture again and again until the low-resolution alpha stops changing (bounded),
+then run the full-resolution guided filter once. Only the recurrent low-resolution half runs
+per pass; the full-resolution half, which dominates at small ratios, runs once.
+
+Measured on benchmarks/stills.md; the defaults below are chosen there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..matter import EMPTY_STATE, Matte, Matter, RecurrentState
+from ..model.network import Coarse
+
+#: Bound on passes over the same picture; each pass is one low-resolution network run.
+DEFAULT_MAX_PASSES = 16
+#: Stop when no low-resolution alpha value moved by more than this between two passes.
+DEFAULT_TOL = 0.05
+#: Still mode runs the network on about this many pixels (aspect kept); smaller pictures run at
+#: their own size (enlarging hurts: the network then sees a giant, cropped person).
+STILL_PIXELS = 384_000
+#: ...but the network never runs below this longest side: on tiny pictures (128 px) its alpha is
+#: erratic and repeated passes can even fade the person out completely; such pictures are enlarged.
+MIN_NETWORK_SIDE = 256
+#: Rows of the full-resolution pass are processed in strips of about this many pixels.
+STRIP_PIXELS = 2_000_000
+
+
+@dataclass
+class StillResult:
+    """Full-resolution matte of one picture as CPU arrays.
+
+    alpha: `(H,W)` float32 in 0..1; foreground: `(H,W,3)` float32 RGB in 0..1.
+    passes: network passes run; change: the last max |delta alpha| (0 for a single pass).
+    scale: network size / picture size.
+    """
+
+    alpha: np.ndarray
+    foreground: np.ndarray
+    passes: int
+    change: float
+    scale: float
+
+
+def still_scale(height: int, width: int, pixels: int = STILL_PIXELS, min_side: int = MIN_NETWORK_SIDE) -> float:
+    """Network size / picture size for still mode: about `pixels` pixels, never enlarged unless
+    the longest side would be under `min_side`."""
+    scale = min(1.0, math.sqrt(pixels / (height * width)))
+    return max(scale, min_side / max(height, width))
+
+
+def _network_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def network_input(rgb: np.ndarray, scale: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The picture at the network's size, `[1,3,h,w]` in 0..1.
+
+    Area averaging (anti-aliased) rather than the video path's bilinear sampling, which at
+    ratios far below 0.5 skips most pixels and aliases hair and fine edges.
+    """
+    peak = 255.0 if rgb.dtype == np.uint8 else 65535.0
+    h, w = _network_size(*rgb.shape[:2], scale)
+    if (h, w) == rgb.shape[:2]:
+        small = rgb
+    elif scale < 1:
+        small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    else:  # enlarging a tiny picture: interpolate in float, not in 8-bit steps
+        small = cv2.resize(rgb.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    t = torch.from_numpy(np.ascontiguousarray(small)).to(device).permute(2, 0, 1)[None]
+    return t.to(dtype).div_(peak)
+
+
+@torch.inference_mode()
+def converge_coarse(model: torch.nn.Module, small: Tensor, max_passes: int = DEFAULT_MAX_PASSES,
+                    tol: float = DEFAULT_TOL, state: RecurrentState = EMPTY_STATE) -> tuple[Coarse, int, float]:
+    """Run the recurrent half on the same network-size picture until its alpha settles.
+
+    Stops after the first pass whose low-resolution alpha differs from the previous pass's by
+    less than `tol` everywhere, or after `max_passes`. Returns (coarse output, passes, change).
+    """
+    if max_passes < 1:
+        raise ValueError(f"max_passes must be at least 1, got {max_passes}")
+    previous: Tensor | None = None
+    change = 0.0
+    passes = 0
+    for passes in range(1, max_passes + 1):
+        coarse, *new_state = model.coarse(small, *state, downsample_ratio=1.0)
+        state = tuple(new_state)  # type: ignore[assignment]
+        alpha = coarse.y[:, 3:].clamp(0, 1)
+        if previous is not None:
+            change = float((alpha - previous).abs().max())
+            if change < tol:
+                break
+        previous = alpha
+    return coarse, passes, change
+
+
+def converge(matter: Matter, rgb: np.ndarray, max_passes: int = DEFAULT_MAX_PASSES,
+             tol: float = DEFAULT_TOL) -> Matte:
+    """The converged matte of one uint8 RGB picture with `matter`'s own ratio and resampling.
+
+    The plain form: same processing as a video frame, just repeated until alpha settles.
+    `matter.state` is left untouched. `matte_still` adds the still-mode size and memory bounds.
+    """
+    state: RecurrentState = EMPTY_STATE
+    src = matter.to_tensor(rgb)  # converted once, reused by every pass
+    previous: Tensor | None = None
+    for _ in range(max_passes):
+        coarse, state = matter.step_coarse(src, state)
+        alpha = coarse.y[:, 3:].clamp(0, 1)
+        if previous is not None and float((alpha - previous).abs().max()) < tol:
+            break
+        previous = alpha
+    return matter.refine(coarse)
+
+
+@torch.inference_mode()
+def matte_still(matter: Matter, rgb: np.ndarray, *, max_passes: int = DEFAULT_MAX_PASSES,
+                tol: float = DEFAULT_TOL, scale: float | None = None, flip: bool = False) -> StillResult:
+    """Still-mode matte of one RGB picture (uint8 or uint16 `(H,W,3)`).
+
+    `scale` is network size / picture size; None means `matter`'s fixed downsample ratio if it
+    has one, else `still_scale`. `flip` also runs the mirrored picture and averages the two
+    (the average of the guided filter's linear models, so the full-resolution pass runs once).
+    """
+    height, width = rgb.shape[:2]
+    if scale is None:
+        scale = still_scale(height, width) if matter.downsample_ratio == "auto" else float(matter.downsample_ratio)
+    model = matter.model
+    small = network_input(rgb, scale, matter.device, matter.dtype)
+    coarse, passes, change = converge_coarse(model, small, max_passes, tol)
+    ab = model.refiner.coefficients(small, coarse.y, coarse.hid)
+    if flip:
+        mirrored = small.flip(-1)
+        coarse_m, passes_m, change_m = converge_coarse(model, mirrored, max_passes, tol)
+        ab_m = model.refiner.coefficients(mirrored, coarse_m.y, coarse_m.hid)
+        ab = (ab + ab_m.flip(-1)) / 2  # the linear models are per pixel: mirroring them back is exact
+        passes, change = passes + passes_m, max(change, change_m)
+    alpha, foreground = refine_in_strips(model, ab, rgb)
+    return StillResult(alpha, foreground, passes, change, scale)
+
+
+def refine_in_strips(model: torch.nn.Module, ab: Tensor, rgb: np.ndarray,
+                     strip_pixels: int = STRIP_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """The guided filter's full-resolution step, a strip of rows at a time.
+
+    Same result as the network's own refine (bilinear upsampling of the coefficients, then
+    `A * x + b`), but the full-resolution floats never exist for the whole picture at once:
+    an 8000x8000 picture needs ~1.2 GB of output arrays plus ~100 MB of working memory.
+    """
+    height, width = rgb.shape[:2]
+    peak = 255.0 if rgb.dtype == np.uint8 else 65535.0
+    device, dtype = ab.device, ab.dtype
+    # bilinear upsampling is separable: widen every coefficient row once (small: h x W)...
+    h = ab.shape[2]
+    wide = F.interpolate(ab, size=(h, width), mode="bilinear", align_corners=False)
+    alpha = np.empty((height, width), np.float32)
+    foreground = np.empty((height, width, 3), np.float32)
+    rows = max(1, strip_pixels // width)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        # ...then blend two coefficient rows per output row (align_corners=False coordinates)
+        y = np.maximum((np.arange(top, bottom) + 0.5) * (h / height) - 0.5, 0)
+        y0 = np.minimum(np.floor(y).astype(np.int64), h - 1)
+        y1 = np.minimum(y0 + 1, h - 1)
+        weight = torch.from_numpy((y - y0).astype(np.float32)).to(device, dtype).view(1, 1, -1, 1)
+        y0, y1 = torch.from_numpy(y0).to(device), torch.from_numpy(y1).to(device)
+        coeffs = torch.lerp(wide[:, :, y0], wide[:, :, y1], weight)
+        src = torch.from_numpy(rgb[top:bottom]).to(device).permute(2, 0, 1)[None].to(dtype).div_(peak)
+        out = model.refiner.apply_coefficients(coeffs, src)
+        fgr = out[:, :3].add_(src).clamp_(0, 1)
+        pha = out[:, 3:].clamp_(0, 1)
+        alpha[top:bottom] = pha[0, 0].float().cpu().numpy()
+        foreground[top:bottom] = fgr[0].permute(1, 2, 0).float().cpu().numpy()
+    return alpha, foreground
