@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from vidmatte import Matter  # noqa: E402
+from vidmatte.edges import refine_edges  # noqa: E402
 from vidmatte.stills import converge, matte_still, read_image  # noqa: E402
 from vidmatte.stills.converge import (DEFAULT_MAX_PASSES, DEFAULT_TOL, STILL_PIXELS, converge_coarse,  # noqa: E402
                                       refine_in_strips, still_scale)
@@ -86,10 +87,13 @@ def video_path(ratio: float | str, passes: int, tol: float = DEFAULT_TOL) -> Var
 
 
 def still(passes: int = DEFAULT_MAX_PASSES, tol: float = DEFAULT_TOL, pixels: int = STILL_PIXELS,
-          flip: bool = False) -> Variant:
+          flip: bool = False, refine: bool = False) -> Variant:
     def run(matter: Matter, rgb: np.ndarray) -> Outcome:
         scale = still_scale(*rgb.shape[:2], pixels=pixels)
         result = matte_still(matter, rgb, max_passes=passes, tol=tol, scale=scale, flip=flip)
+        if refine:  # what matte_image does by default (benchmarks/edges.md has its settings)
+            refine_edges(torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(result.alpha)[None],
+                         torch.from_numpy(result.foreground).permute(2, 0, 1), inplace=True)
         return Outcome(result.alpha, result.passes)
     return run
 
@@ -116,14 +120,16 @@ def variants() -> dict[str, tuple[str, Variant]]:
         "conv-auto": (f"converged (<= {p} passes, tol {t}), auto ratio, bilinear", video_path("auto", p)),
         "conv-0.375": (f"converged (<= {p} passes), ratio 0.375, bilinear", video_path(0.375, p)),
         "still-1": (f"still size ({k}k px, area), single pass", still(passes=1)),
-        "default": (f"**still mode default**: {k}k px, area, converged (<= {p} passes, tol {t})", still()),
-        "bilinear": (f"still mode, bilinear downsampling", still_bilinear()),
-        "px256k": ("still mode, 256k px", still(pixels=256_000)),
-        "px512k": ("still mode, 512k px", still(pixels=512_000)),
-        "p8": (f"still mode, <= 8 passes", still(passes=8)),
-        "p32-tol.01": ("still mode, <= 32 passes, tol 0.01", still(passes=32, tol=0.01)),
-        "tol.02": ("still mode, tol 0.02", still(tol=0.02)),
-        "flip": ("still mode + flip averaging (2x passes)", still(flip=True)),
+        "converged": (f"still mode network: {k}k px, area, converged (<= {p} passes, tol {t})", still()),
+        "default": ("**still mode default**: the above + edge-band refinement (vidmatte.edges)", still(refine=True)),
+        "bilinear": ("still mode network, bilinear downsampling", still_bilinear()),
+        "px256k": ("still mode network, 256k px", still(pixels=256_000)),
+        "px512k": ("still mode network, 512k px", still(pixels=512_000)),
+        "p8": ("still mode network, <= 8 passes", still(passes=8)),
+        "p32-tol.01": ("still mode network, <= 32 passes, tol 0.01", still(passes=32, tol=0.01)),
+        "tol.02": ("still mode network, tol 0.02", still(tol=0.02)),
+        "flip": ("still mode network + flip averaging (2x passes)", still(flip=True)),
+        "flip-refine": ("still mode network + flip averaging + edge-band refinement", still(flip=True, refine=True)),
     }
 
 

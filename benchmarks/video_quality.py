@@ -38,15 +38,16 @@ FIRST = 5
 Variant = Callable[[Matter, np.ndarray], np.ndarray]
 
 
-def network(warmup: int, refine: dict | None = None) -> Variant:
+def network(warmup: int, refine: dict | None = None, force: bool = False) -> Variant:
     """The pipeline's loop over one clip: prime with `warmup` passes, then frame by frame;
-    with `refine`, the edge-band refinement on every frame's full-resolution alpha."""
+    with `refine`, the edge-band refinement on every frame's full-resolution alpha, where the
+    network runs below full resolution as the pipeline does (or everywhere with `force`)."""
     def run(matter: Matter, frames: np.ndarray) -> np.ndarray:
         matter.reset()
         matter.prime(frames[0], warmup)
         out = []
         refiner = None
-        if refine is not None:
+        if refine is not None and (force or matter.ratio_for(*frames.shape[1:3]) < 1):
             from vidmatte.edges import VideoEdgeRefiner
             refiner = VideoEdgeRefiner(**refine)
         for i in range(len(frames)):
@@ -61,12 +62,13 @@ def network(warmup: int, refine: dict | None = None) -> Variant:
 def variants() -> dict[str, tuple[str, Variant]]:
     rows = {f"warmup{n}": (f"warm-up {n} passes" if n else "no warm-up (the reference behaviour)", network(n))
             for n in (0, 2, 4, 8, 16)}
-    try:
-        import vidmatte.edges as edges
-        if hasattr(edges, "VideoEdgeRefiner"):
-            rows["refine"] = ("warm-up 4 + `--refine` (edge band)", network(4, {}))
-    except ImportError:
-        pass
+    rows["refine"] = ("warm-up 4 + **`--refine`** (edge band where the network ratio < 1, correction steadied "
+                      "where still, strength 0.9)", network(4, {}))
+    rows["refine-all"] = ("warm-up 4 + edge band at any ratio, strength 0.9", network(4, {}, force=True))
+    rows["refine-fresh"] = ("warm-up 4 + edge band at any ratio, solved afresh every frame (strength 0)",
+                            network(4, {"strength": 0}, force=True))
+    rows["refine-half"] = ("warm-up 4 + edge band at half resolution, ratio < 1, strength 0.9",
+                           network(4, {"scale": 0.5}))
     return rows
 
 

@@ -230,3 +230,21 @@ def test_warm_up_primes_every_shot(tmp_path, matter, person, sample_rgb):
         expected = matter(decoded[start:start + 1]).rgba()[0].astype(int)
         assert np.abs(primed[start].astype(int) - expected).max() <= 1
         assert np.abs(cold[start].astype(int) - expected)[..., 3].max() > 5
+
+
+def test_refine_changes_only_edges(clip, matter, tmp_path):
+    half = Matter(device="cpu", model=matter.model, downsample_ratio=0.5)  # refinement acts below full res
+    _, plain = _png_frames(matte_video(clip, str(tmp_path / "p") + "/", matter=half))
+    _, refined = _png_frames(matte_video(clip, str(tmp_path / "r") + "/", matter=half,
+                                         options=VideoOptions(refine=True)))
+    _, full = _png_frames(matte_video(clip, str(tmp_path / "f") + "/", matter=matter,
+                                      options=VideoOptions(refine=True)))
+    _, full_plain = _png_frames(matte_video(clip, str(tmp_path / "g") + "/", matter=matter))
+    assert np.array_equal(np.stack(full), np.stack(full_plain))  # ratio 1: nothing to recover, left alone
+    plain_a, refined_a = np.stack(plain)[..., 3].astype(int), np.stack(refined)[..., 3].astype(int)
+    changed = np.abs(plain_a - refined_a) > 2
+    assert changed.any()
+    for t in range(len(plain)):
+        solid = (plain_a[t] == 255) | (plain_a[t] == 0)
+        edge = ~cv2.erode(solid.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+        assert not (changed[t] & ~edge).any()

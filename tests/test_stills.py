@@ -328,3 +328,14 @@ def test_flip_averaging_runs_both_ways(portrait, matter):
     both = matte_still(matter, portrait, max_passes=4, tol=0, flip=True)
     assert both.passes == 8
     assert 0 < np.abs(both.alpha - one.alpha).mean() < 0.05
+
+
+def test_edge_refinement_changes_only_the_edge_band(tmp_path, portrait, matter):
+    source = save_rgb(tmp_path / "p.png", portrait)
+    refined = load(matte_image(source, tmp_path / "r.png", matter=matter, passes=3))[..., 3].astype(int)
+    plain = load(matte_image(source, tmp_path / "n.png", matter=matter, passes=3, refine=False))[..., 3].astype(int)
+    changed = np.abs(refined - plain) > 2
+    assert changed.any()
+    solid = (plain == 255) | (plain == 0)
+    edge = ~(cv2.erode(solid.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool))  # 4 px around any soft pixel
+    assert not (changed & ~edge).any()  # confident regions away from the edges are untouched

@@ -50,6 +50,9 @@ def _ratio(value: str) -> float | str:
 @click.option("--warmup", type=click.IntRange(min=0), default=None,
               help="Video: passes of each shot's first frame that prime the network's memory before output "
                    "[default: %d; 0 = off]." % WARMUP_PASSES)
+@click.option("--refine/--no-refine", default=None,
+              help="Closed-form matting in the edge band at full resolution, foreground colour re-estimated "
+                   "there [default: on for images, off for video (slow, see benchmarks/video_quality.md)].")
 @click.option("--no-scene-reset", is_flag=True, help="Keep the recurrent state across detected hard cuts.")
 @click.option("--webcam", is_flag=True, help="Live preview from a camera with the background replaced.")
 @click.option("--camera", help="Live source: camera index N, /dev/videoX, or a video file (implies --webcam).")
@@ -63,7 +66,8 @@ def _ratio(value: str) -> float | str:
 @click.version_option(__version__, "--version")
 def cli(input: Path | None, output: str | None, output_type: str | None, background: str | None,
         downsample_ratio: str, device: str, precision: str, quality: int | None, overwrite: bool,
-        smooth: bool, smooth_strength: float, warmup: int | None, no_scene_reset: bool, webcam: bool, camera: str | None,
+        smooth: bool, smooth_strength: float, warmup: int | None, refine: bool | None, no_scene_reset: bool,
+        webcam: bool, camera: str | None,
         no_window: bool, max_frames: int | None, sequence: bool, fps: str, passes: int | None, quiet: bool) -> None:
     """Cut the people out of a video, image or folder and write it with an alpha channel.
 
@@ -93,13 +97,15 @@ def cli(input: Path | None, output: str | None, output_type: str | None, backgro
         raise InputError(f"{input} does not exist")
     options = VideoOptions(output_type=output_type, background=background or "green", quality=quality,
                            overwrite=overwrite, smooth=smooth_strength if smooth else None,
-                           scene_reset=not no_scene_reset, warmup=WARMUP_PASSES if warmup is None else warmup)
+                           scene_reset=not no_scene_reset, warmup=WARMUP_PASSES if warmup is None else warmup,
+                           refine=bool(refine))
+    still_refine = refine is None or refine
     if sequence and not input.is_dir():
         raise InputError(f"--sequence needs a folder of numbered frames; {input} is a file")
     matter = Matter(device=device, precision=precision, downsample_ratio=ratio)
     passes = passes or DEFAULT_MAX_PASSES
     if input.is_dir() and not sequence:
-        _folder(input, output, matter, options, passes, quiet)
+        _folder(input, output, matter, options, passes, still_refine, quiet)
         return
     if sequence:
         from .folders import matte_sequence
@@ -107,7 +113,7 @@ def cli(input: Path | None, output: str | None, output_type: str | None, backgro
         written = matte_sequence(input, output, fps=_fps(fps), matter=matter, options=options, progress=not quiet)
     elif is_image_path(input):
         written = matte_image(input, output, matter=matter, output_type=output_type, background=background,
-                              passes=passes, overwrite=overwrite)
+                              passes=passes, refine=still_refine, overwrite=overwrite)
     else:
         written = matte_video(input, output, matter=matter, options=options, progress=not quiet)
     if not quiet:
@@ -125,11 +131,11 @@ def _fps(value: str) -> Fraction:
     return rate
 
 
-def _folder(source: Path, output: str | None, matter, options, passes: int, quiet: bool) -> None:
+def _folder(source: Path, output: str | None, matter, options, passes: int, refine: bool, quiet: bool) -> None:
     from .folders import matte_folder
 
     summary = matte_folder(source, output, matter=matter, output_type=options.output_type,
-                           background=options.background, passes=passes, video_options=options,
+                           background=options.background, passes=passes, refine=refine, video_options=options,
                            overwrite=options.overwrite, progress=not quiet)
     if summary.failed:
         raise FolderFailures(f"{len(summary.failed)} of {len(summary.done) + len(summary.failed)} files failed "

@@ -102,7 +102,7 @@ def plan_folder(source_dir: Path, output_dir: Path, image_suffix: str = ".png", 
 def matte_folder(source_dir: str | Path, output_dir: str | Path | None = None, *, matter: Matter | None = None,
                  output_type: str | None = None, background: str | None = "green",
                  passes: int = DEFAULT_MAX_PASSES, tol: float = DEFAULT_TOL,
-                 video_options: VideoOptions | None = None, image_suffix: str = ".png",
+                 refine: bool = True, video_options: VideoOptions | None = None, image_suffix: str = ".png",
                  video_suffix: str = ".webm", overwrite: bool = False, progress: bool = False,
                  notify: Notify = _say) -> FolderSummary:
     """Matte every image and video under `source_dir` into `output_dir` (default `<folder>_matte/`).
@@ -140,7 +140,7 @@ def matte_folder(source_dir: str | Path, output_dir: str | Path | None = None, *
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if is_image_path(path):
                     matte_image(path, target, matter=matter, output_type=output_type, background=background,
-                                passes=passes, tol=tol, overwrite=overwrite)
+                                passes=passes, tol=tol, refine=refine, overwrite=overwrite)
                 else:
                     matte_video(path, target, matter=matter, options=options)
             except VidmatteError as error:

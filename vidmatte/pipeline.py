@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from .compose import OUTPUT_TYPES, Background, check_background, make_background, render
 from .concurrency import BackgroundConsumer, background_iter
+from .edges import VideoEdgeRefiner
 from .errors import OutputError
 from .io import VideoFrame, VideoReader, open_writer, output_form
 from .matter import Matter
@@ -44,6 +45,8 @@ class VideoOptions:
     smooth: float | None = None  # AlphaSmoother strength; None = off
     scene_reset: bool = True  # reset the recurrent state (and smoother) at hard cuts
     warmup: int = WARMUP_PASSES  # passes of each shot's first frame priming the recurrent state; 0 = off
+    refine: bool = False  # closed-form matting in every frame's edge band (vidmatte.edges) where the
+    # network runs below full resolution (ratio < 1); slow
 
 
 def default_chunk_size(device: torch.device) -> int:
@@ -160,12 +163,19 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
         background = make_background(options.background, clip.width, clip.height, matter.device, matter.dtype)
     smoother = AlphaSmoother(options.smooth) if options.smooth else None
     detector = SceneCutDetector() if options.scene_reset else None
+    # the refinement recovers detail the network's reduced-resolution pass lost; where it ran at
+    # full resolution it only adds noise (benchmarks/video_quality.md), so it is skipped there
+    edges = VideoEdgeRefiner() if options.refine and matter.ratio_for(clip.height, clip.width) < 1 else None
 
     def write_chunk(item: tuple[Coarse, np.ndarray, list[VideoFrame], bool]) -> None:
         # The full-resolution half (refiner, smoothing, composing, encoding) runs here, so the
         # recurrent half on the caller's thread can start the next frame meanwhile.
         coarse, rgb, chunk, new_shot = item
         matte = matter.refine(coarse)
+        if edges is not None:
+            if new_shot:
+                edges.reset()
+            matte = edges(matte, rgb)
         if smoother is not None:
             if new_shot:
                 smoother.reset()

@@ -10,6 +10,7 @@ import torch
 from ..compose import OUTPUT_TYPES, check_background, make_background
 from ..errors import OutputError
 from ..io.atomic import check_target
+from ..edges import refine_edges_in_strips
 from ..matter import Matter
 from .converge import DEFAULT_MAX_PASSES, DEFAULT_TOL, StillResult, matte_still
 from .imagefile import Picture, output_format, read_image, write_image
@@ -36,7 +37,7 @@ def resolve_image_output_type(path: str | Path, output_type: str | None) -> str:
 def matte_image(source: str | Path, output: str | Path | None = None, *, matter: Matter | None = None,
                 output_type: str | None = None, background: str | None = "green",
                 passes: int = DEFAULT_MAX_PASSES, tol: float = DEFAULT_TOL, flip: bool = False,
-                overwrite: bool = False) -> Path:
+                refine: bool = True, overwrite: bool = False) -> Path:
     """Matte one image file into `output` (default `<stem>_matte.png`); returns the output path.
 
     The output's form follows its name: .png / .webp (lossless) carry RGBA (predicted foreground
@@ -58,11 +59,13 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, matter:
     picture = read_image(source)
     matter = matter or Matter()
     result = matte_still(matter, picture.rgb, max_passes=passes, tol=tol, flip=flip)
+    if refine:
+        # in place on the result's arrays: no full-size copies of a large picture
+        refine_edges_in_strips(torch.from_numpy(picture.rgb).permute(2, 0, 1), torch.from_numpy(result.alpha)[None],
+                               torch.from_numpy(result.foreground).permute(2, 0, 1))
     alpha = result.alpha
     if picture.alpha is not None:
         alpha *= picture.alpha.astype(np.float32) / picture.peak  # transparent in the file stays so
-    # (Edge-band refinement, e.g. closed-form matting in the unsure band, plugs in here:
-    #  `alpha = refine_edges(picture, alpha)` on the full-resolution arrays.)
     image = render_still(picture, result, alpha, output_type, background, deep=output_format(target).deep)
     return write_image(target, image, overwrite=overwrite)
 

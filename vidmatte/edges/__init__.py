@@ -1,0 +1,11 @@
+"""Edge refinement: closed-form matting in the thin band of uncertain pixels around the network's
+edges, and foreground colours re-estimated there (see `refine_edges`)."""
+
+from .foreground import blur_fusion
+from .laplacian import BandOperator, MattingLaplacian, solve_alpha
+from .refine import refine_edges, refine_edges_in_strips, refine_edges_numpy
+from .trimap import unknown_band
+from .video import VideoEdgeRefiner
+
+__all__ = ["BandOperator", "MattingLaplacian", "blur_fusion", "refine_edges", "refine_edges_in_strips", "refine_edges_numpy", "solve_alpha",
+           "unknown_band", "VideoEdgeRefiner"]
