@@ -239,6 +239,11 @@ def report(args: argparse.Namespace, chosen: dict, rows: dict, seconds: dict, it
         "is kept at 256 px or more (at 128 px repeated passes could fade a person out entirely).",
         "- Area downsampling replaces the video path's bilinear sampling, which at ratios far below 0.5 "
         "skips most source pixels.",
+        "- Defaults chosen from these rows: 384k px (512k costs 50% more time for no gain on "
+        "people), at most 16 passes with tolerance 0.05 (0.02 runs 20% more passes for nothing measurable; a bound "
+        "of 8 loses on the crops), then the edge-band refinement, which wins on every group (benchmarks/edges.md "
+        "has its settings). Flip averaging doubles the passes for a gain on the crops only and a loss on the "
+        "portrait and objects: not the default.",
         "- The crops are hard by design (little context for a person detector): several fail in every "
         "variant, so their averages are dominated by a few pictures; objects/ are not people, so for a "
         "person matting model they mostly measure what it wrongly keeps or drops.",

@@ -62,13 +62,14 @@ def network(warmup: int, refine: dict | None = None, force: bool = False) -> Var
 def variants() -> dict[str, tuple[str, Variant]]:
     rows = {f"warmup{n}": (f"warm-up {n} passes" if n else "no warm-up (the reference behaviour)", network(n))
             for n in (0, 2, 4, 8, 16)}
-    rows["refine"] = ("warm-up 4 + **`--refine`** (edge band where the network ratio < 1, correction steadied "
-                      "where still, strength 0.9)", network(4, {}))
-    rows["refine-all"] = ("warm-up 4 + edge band at any ratio, strength 0.9", network(4, {}, force=True))
-    rows["refine-fresh"] = ("warm-up 4 + edge band at any ratio, solved afresh every frame (strength 0)",
-                            network(4, {"strength": 0}, force=True))
-    rows["refine-half"] = ("warm-up 4 + edge band at half resolution, ratio < 1, strength 0.9",
-                           network(4, {"scale": 0.5}))
+    rows["refine-full"] = ("warm-up 4 + edge band where the network ratio < 1, full-resolution solve, strength 0.9",
+                           network(4, {"scale": 1.0}))
+    rows["refine-all"] = ("warm-up 4 + edge band at any ratio, full-resolution solve, strength 0.9",
+                          network(4, {"scale": 1.0}, force=True))
+    rows["refine-fresh"] = ("warm-up 4 + edge band at any ratio, full resolution, solved afresh every frame (strength 0)",
+                            network(4, {"scale": 1.0, "strength": 0}, force=True))
+    rows["refine"] = ("warm-up 4 + **`--refine`** (edge band where the network ratio < 1, half-resolution solve, "
+                      "correction steadied where still, strength 0.9)", network(4, {}))
     return rows
 
 

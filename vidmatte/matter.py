@@ -133,13 +133,15 @@ class Matter:
             if frames.dtype != np.uint8 or frames.shape[-1] != 3 or frames.ndim not in (3, 4):
                 raise ValueError(f"expected uint8 (H,W,3) or (T,H,W,3) RGB, got {frames.dtype} {frames.shape}")
             t = torch.from_numpy(frames if frames.ndim == 4 else frames[None])
-            t = t.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+            # planar (NCHW-contiguous) while still 1 byte a sample: the full-resolution guided
+            # filter runs 2-3x slower on the strided view (benchmarks/speed.md)
+            t = t.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
             return t.to(self.dtype).div_(255)
         if isinstance(frames, Tensor):
             t = frames if frames.ndim == 4 else frames[None]
             if t.ndim != 4 or t.shape[1] != 3 or not t.is_floating_point():
                 raise ValueError(f"expected float [3,H,W] or [T,3,H,W] RGB in 0..1, got {t.dtype} {tuple(frames.shape)}")
-            return t.to(self.device, self.dtype, non_blocking=True)
+            return t.to(self.device, self.dtype, non_blocking=True).contiguous()  # planar, as above
         raise TypeError(f"frames must be a numpy array or a torch tensor, not {type(frames).__name__}")
 
     @torch.inference_mode()

@@ -70,7 +70,7 @@ def _unit(image: Tensor) -> Tensor:
     return image.float()
 
 
-def refine_edges_in_strips(image: Tensor, alpha: Tensor, foreground: Tensor, *, strip_pixels: int = 8_000_000,
+def refine_edges_in_strips(image: Tensor, alpha: Tensor, foreground: Tensor, *, strip_pixels: int = 4_000_000,
                            overlap: int = 128, **options) -> None:
     """`refine_edges` in place on a large picture, a strip of rows at a time (bounded memory).
 

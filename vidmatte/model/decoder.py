@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .resample import scale_bilinear
 from .timefold import unfold_time
 
 
@@ -68,7 +69,7 @@ class BottleneckBlock(_HalfRecurrent):
 
 def _upsample_to(x: Tensor, like: Tensor) -> Tensor:
     """2x bilinear upsampling, cropped to the skip connection's size (odd sizes round up)."""
-    x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+    x = scale_bilinear(x, 2.0)
     return x[:, :, : like.shape[2], : like.shape[3]]
 
 

@@ -10,7 +10,6 @@ A `[B,T,...]` chunk gives the same result as T single-frame calls with the state
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from dataclasses import dataclass
 
 from torch import Tensor, nn
@@ -19,6 +18,7 @@ from .decoder import RecurrentDecoder
 from .encoder import MobileNetV3Encoder
 from .lraspp import LRASPP
 from .refiner import DeepGuidedFilter
+from .resample import scale_bilinear
 from .timefold import fold_time, unfold_time
 
 
@@ -61,8 +61,7 @@ class MattingNetwork(nn.Module):
         small = src_f
         if downsample_ratio != 1:
             # scale-based (not size-based) resize, so output size and sampling grid match the reference
-            small = F.interpolate(src_f, scale_factor=downsample_ratio, mode="bilinear",
-                                  align_corners=False, recompute_scale_factor=False)
+            small = scale_bilinear(src_f, downsample_ratio)
         f1, f2, f3, f4 = self.backbone(small)
         hid, r1, r2, r3, r4 = self.decoder(small, f1, f2, f3, self.aspp(f4), r1, r2, r3, r4, bt)
         return Coarse(src_f, small, self.project_mat(hid), hid, bt), r1, r2, r3, r4

@@ -9,8 +9,9 @@ the full-resolution image, so edges follow the full-resolution picture.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .resample import resize_bilinear
 
 
 def _with_grey(x: Tensor) -> Tensor:
@@ -35,7 +36,7 @@ class DeepGuidedFilter(nn.Module):
         ab = self.coefficients(base_src, base_y, base_hid)
         # one resize for both coefficient maps, one fused multiply-add: the full-resolution
         # steps dominate the cost at small downsample ratios
-        ab = F.interpolate(ab, fine_src.shape[2:], mode="bilinear", align_corners=False)
+        ab = resize_bilinear(ab, fine_src.shape[2:])
         return self.apply_coefficients(ab, fine_src)
 
     def coefficients(self, base_src: Tensor, base_y: Tensor, base_hid: Tensor) -> Tensor:
