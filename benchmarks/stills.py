@@ -29,7 +29,9 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
+from temporal import cpu_name  # noqa: E402  (one helper for all benchmark headers)
 from vidmatte import Matter  # noqa: E402
 from vidmatte.edges import refine_edges  # noqa: E402
 from vidmatte.stills import converge, matte_still, read_image  # noqa: E402
@@ -178,16 +180,6 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def report(args: argparse.Namespace, chosen: dict, rows: dict, seconds: dict, items: list) -> str:
     present = [n for n, _, _ in items]
     groups = {
@@ -203,7 +195,7 @@ def report(args: argparse.Namespace, chosen: dict, rows: dict, seconds: dict, it
         "# Still images: single pass vs converged still mode",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {_cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, OpenCV {cv2.__version__}, Python {platform.python_version()}; CPU, fp32.  ",
         f"Data: ../shared/eval people/ and objects/ ({len(items)} pictures with ground-truth alpha; licensed, "
         "read only here).",
