@@ -111,3 +111,18 @@ def test_warm_up_is_the_first_frame_run_repeatedly(matter, clip):
     expected = matter.step(clip[:1], state)[0].alpha
     assert torch.allclose(warm, expected, atol=1e-5)
     assert (warm - cold).abs().max() > 1e-3  # the memory changed the first output
+
+
+def test_encoded_features_give_the_same_matte(matter, clip):
+    """The pipeline encodes frames on one thread and decodes them on another: same result."""
+    direct, state_d = matter.step_coarse(clip[:3])
+    features = matter.encode(clip[:3])
+    split, state_s = matter.step_coarse(features)
+    assert torch.equal(matter.refine(direct).alpha, matter.refine(split).alpha)
+    for a, b in zip(state_d, state_s):
+        assert torch.equal(a, b)
+    # a slice of a chunk's features is that sub-chunk's features, carrying the state on
+    first, state = matter.step_coarse(features.frames(0, 1))
+    rest, state = matter.step_coarse(features.frames(1, 3), state)
+    assert torch.allclose(torch.cat([matter.refine(first).alpha, matter.refine(rest).alpha]),
+                          matter.refine(direct).alpha, atol=1e-5)

@@ -13,6 +13,8 @@ from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
+#: Seconds to wait for a producer thread to stop before leaving it (it is a daemon thread).
+JOIN_TIMEOUT = 10.0
 
 
 class _Failure:
@@ -56,7 +58,9 @@ def background_iter(iterable: Iterable[T], maxsize: int = 2, name: str = "produc
             yield item
     finally:
         stop.set()
-        thread.join()
+        # the worker sees `stop` within 0.1 s of finishing its current item; a source stuck in a
+        # read (a stalled network file) must not keep the caller from reporting and exiting
+        thread.join(timeout=JOIN_TIMEOUT)
 
 
 class BackgroundConsumer(Generic[T]):

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from .errors import DeviceError
-from .model.network import Coarse
+from .model.network import Coarse, Features
 from .weights import load_model
 
 #: Hidden states r1..r4 of the four ConvGRU cells; all `None` at the start of a clip.
@@ -145,20 +145,31 @@ class Matter:
         raise TypeError(f"frames must be a numpy array or a torch tensor, not {type(frames).__name__}")
 
     @torch.inference_mode()
-    def step_coarse(self, frames: Frames, state: RecurrentState = EMPTY_STATE) -> tuple[Coarse, RecurrentState]:
+    def encode(self, frames: Frames) -> Features:
+        """The stateless front of the network for T frames (resize, encoder); `step_coarse` takes it.
+
+        Split so a pipeline can encode the next frames on another thread while the recurrent
+        decoder runs the current ones.
+        """
+        src = self.to_tensor(frames)
+        return self.model.encode(src[None], downsample_ratio=self.ratio_for(*src.shape[-2:]))
+
+    @torch.inference_mode()
+    def step_coarse(self, frames: Frames | Features, state: RecurrentState = EMPTY_STATE) -> tuple[Coarse, RecurrentState]:
         """The recurrent low-resolution half of `step`; finish with `refine`.
 
         Split so a pipeline can refine frame t on one thread while this runs frame t+1.
+        `frames` may be `encode`'s output for them.
         """
-        src = self.to_tensor(frames)
-        h, w = src.shape[-2:]
+        features = frames if isinstance(frames, Features) else self.encode(frames)
+        h, w = features.src.shape[-2:]
         ratio = self.ratio_for(h, w)
         if state[0] is not None:
             # r1 lives at half the network's resolution; a mismatch means frames of another clip
             expected = tuple(-(-int(n * ratio) // 2) for n in (h, w))
             if tuple(state[0].shape[-2:]) != expected:
                 raise ValueError("the recurrent state belongs to frames of another size; call reset() first")
-        coarse, *new_state = self.model.coarse(src[None], *state, downsample_ratio=ratio)
+        coarse, *new_state = self.model.decode(features, *state)
         return coarse, tuple(new_state)  # type: ignore[return-value]
 
     @torch.inference_mode()
@@ -189,7 +200,7 @@ class Matter:
         """`warm_up` on the current clip's state (call after `reset()`, before its first frame)."""
         self.state = self.warm_up(frame, passes, self.state)
 
-    def coarse(self, frames: Frames) -> Coarse:
+    def coarse(self, frames: Frames | Features) -> Coarse:
         """`step_coarse` on the current clip, carrying `self.state`."""
         coarse, self.state = self.step_coarse(frames, self.state)
         return coarse

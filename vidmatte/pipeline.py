@@ -7,7 +7,7 @@ iterable of frames for callers that bring their own source and sink.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +23,7 @@ from .edges import VideoEdgeRefiner
 from .errors import OutputError
 from .io import VideoFrame, VideoReader, open_writer, output_form
 from .matter import Matter
-from .model.network import Coarse
+from .model.network import Coarse, Features
 from .temporal import AlphaSmoother, SceneCutDetector, split_at_cuts
 
 #: Default passes of a shot's first frame that prime the recurrent state (benchmarks/video_quality.md).
@@ -104,7 +104,7 @@ def _chunks(frames: Iterable[VideoFrame], size: int) -> Iterator[list[VideoFrame
 
 
 def _coarse_mattes(frames: Iterable[VideoFrame], matter: Matter, chunk_size: int | None,
-                   detector: SceneCutDetector | None = None, warmup: int = 0
+                   detector: SceneCutDetector | None = None, warmup: int = 0, encode_ahead: bool | None = None
                    ) -> Iterator[tuple[Coarse, np.ndarray, list[VideoFrame], bool]]:
     """(coarse matte, stacked RGB, source frames, starts a new shot) per chunk.
 
@@ -113,17 +113,28 @@ def _coarse_mattes(frames: Iterable[VideoFrame], matter: Matter, chunk_size: int
     `warmup`, each shot's first frame primes the state that many times before it is matted.
     """
     size = chunk_size or default_chunk_size(matter.device)
+    # On CPU the stateless encoder runs on the decoding thread, ahead of the recurrent decoder:
+    # three stages instead of two keep both cores busy (benchmarks/speed.md). GPUs gain nothing.
+    if encode_ahead is None:
+        encode_ahead = matter.device.type == "cpu"
+
+    def decoded() -> Iterator[tuple[list[VideoFrame], np.ndarray, Features | None]]:
+        for chunk in _chunks(frames, size):
+            rgb = np.stack([f.rgb for f in chunk])
+            yield chunk, rgb, matter.encode(rgb) if encode_ahead else None
+
     first = True
-    for chunk in background_iter(_chunks(frames, size), maxsize=4, name="decode"):
-        rgb = np.stack([f.rgb for f in chunk])
-        parts = split_at_cuts(rgb, detector) if detector is not None else [(0, len(chunk), False)]
-        for start, end, new_shot in parts:
-            if new_shot:
-                matter.reset()
-            if first or new_shot:
-                matter.prime(rgb[start], warmup)
-                first = False
-            yield matter.coarse(rgb[start:end]), rgb[start:end], chunk[start:end], new_shot
+    with closing(background_iter(decoded(), maxsize=4, name="decode")) as ahead:
+        for chunk, rgb, features in ahead:
+            parts = split_at_cuts(rgb, detector) if detector is not None else [(0, len(chunk), False)]
+            for start, end, new_shot in parts:
+                if new_shot:
+                    matter.reset()
+                if first or new_shot:
+                    matter.prime(rgb[start], warmup)
+                    first = False
+                part = features.frames(start, end) if features is not None else rgb[start:end]
+                yield matter.coarse(part), rgb[start:end], chunk[start:end], new_shot
 
 
 def matte_frames(frames: Iterable[VideoFrame], matter: Matter, output_type: str,
@@ -190,9 +201,12 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
                  desc=clip.name) as bar, \
             BackgroundConsumer(write_chunk, maxsize=4, name="encode") as sink, \
             cpu_stage_threads(matter.device):
-        for item in _coarse_mattes(frames, matter, options.chunk_size, detector, options.warmup):
-            sink.put(item)
-            bar.update(len(item[2]))
+        # closing(): on an error or Ctrl-C the decoding thread is stopped here and now, not when
+        # the interpreter shuts down (where joining a thread can hang)
+        with closing(_coarse_mattes(frames, matter, options.chunk_size, detector, options.warmup)) as items:
+            for item in items:
+                sink.put(item)
+                bar.update(len(item[2]))
 
 
 def matte_video(source: str | Path, output: str | Path | None = None, *, matter: Matter | None = None,

@@ -33,6 +33,30 @@ class Coarse:
     bt: tuple[int, int] | None
 
 
+@dataclass
+class Features:
+    """Output of the stateless front (resize, encoder, LR-ASPP) for N = B*T frames (time folded).
+
+    Split from the recurrent decoder so a pipeline can encode frame t+1 while frame t decodes.
+    """
+
+    src: Tensor  # [N,3,H,W] full-resolution input
+    small: Tensor  # [N,3,h,w] the network's input
+    f1: Tensor
+    f2: Tensor
+    f3: Tensor
+    f4: Tensor  # after LR-ASPP
+    bt: tuple[int, int] | None
+
+    def frames(self, start: int, end: int) -> "Features":
+        """Frames start..end of a single clip (B = 1)."""
+        if self.bt is not None and self.bt[0] != 1:
+            raise ValueError("frames() slices the time axis of one clip (batch of 1)")
+        cut = slice(start, end)
+        bt = None if self.bt is None else (1, len(range(*cut.indices(self.bt[1]))))
+        return Features(self.src[cut], self.small[cut], self.f1[cut], self.f2[cut], self.f3[cut], self.f4[cut], bt)
+
+
 class MattingNetwork(nn.Module):
     """Robust Video Matting, MobileNetV3-Large variant (Lin et al. 2021, arXiv 2108.11515)."""
 
@@ -54,7 +78,11 @@ class MattingNetwork(nn.Module):
     def coarse(self, src: Tensor, r1: Tensor | None = None, r2: Tensor | None = None,
                r3: Tensor | None = None, r4: Tensor | None = None, downsample_ratio: float = 1.0
                ) -> tuple[Coarse, Tensor, Tensor, Tensor, Tensor]:
-        """The recurrent, low-resolution part: everything that must run frame after frame."""
+        """The low-resolution part: `encode` then `decode`."""
+        return self.decode(self.encode(src, downsample_ratio), r1, r2, r3, r4)
+
+    def encode(self, src: Tensor, downsample_ratio: float = 1.0) -> Features:
+        """The stateless front: resize to the network's size, encoder, LR-ASPP."""
         if not 0 < downsample_ratio <= 1:
             raise ValueError(f"downsample_ratio must be in (0, 1], got {downsample_ratio}")
         src_f, bt = fold_time(src)
@@ -63,8 +91,14 @@ class MattingNetwork(nn.Module):
             # scale-based (not size-based) resize, so output size and sampling grid match the reference
             small = scale_bilinear(src_f, downsample_ratio)
         f1, f2, f3, f4 = self.backbone(small)
-        hid, r1, r2, r3, r4 = self.decoder(small, f1, f2, f3, self.aspp(f4), r1, r2, r3, r4, bt)
-        return Coarse(src_f, small, self.project_mat(hid), hid, bt), r1, r2, r3, r4
+        return Features(src_f, small, f1, f2, f3, self.aspp(f4), bt)
+
+    def decode(self, features: Features, r1: Tensor | None = None, r2: Tensor | None = None,
+               r3: Tensor | None = None, r4: Tensor | None = None) -> tuple[Coarse, Tensor, Tensor, Tensor, Tensor]:
+        """The recurrent decoder and projection: everything that must run frame after frame."""
+        f = features
+        hid, r1, r2, r3, r4 = self.decoder(f.small, f.f1, f.f2, f.f3, f.f4, r1, r2, r3, r4, f.bt)
+        return Coarse(f.src, f.small, self.project_mat(hid), hid, f.bt), r1, r2, r3, r4
 
     def refine(self, coarse: Coarse) -> tuple[Tensor, Tensor]:
         """The full-resolution part: stateless, so it can run for frame t while `coarse` runs t+1."""
