@@ -163,8 +163,21 @@ def _live(camera: str | None, output: str | None, background: str | None, ratio:
         click.echo(f"live: {stats.summary()}", err=True)
 
 
+def _fewer_malloc_arenas() -> None:
+    """glibc gives every thread its own malloc arena; with frames allocated on one thread and
+    freed on another each arena keeps its own high-water mark (+80 MB at 1080p, measured).
+    Two arenas serve the pipeline's threads as fast. No-op off glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: `vidmatte` and `python -m vidmatte`."""
+    _fewer_malloc_arenas()
     try:
         cli.main(args=argv, prog_name="vidmatte", standalone_mode=False)
     except click.exceptions.Abort:

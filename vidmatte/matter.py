@@ -7,7 +7,7 @@ updates `matter.state` for the common one-clip case. `reset()` starts a new clip
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 
 import numpy as np
@@ -152,7 +152,11 @@ class Matter:
         decoder runs the current ones.
         """
         src = self.to_tensor(frames)
-        return self.model.encode(src[None], downsample_ratio=self.ratio_for(*src.shape[-2:]))
+        features = self.model.encode(src[None], downsample_ratio=self.ratio_for(*src.shape[-2:]))
+        if isinstance(frames, np.ndarray) and self.device.type == "cpu":
+            # queued between threads: hold the frames as 1-byte samples, not 4-byte floats
+            features.src = torch.from_numpy(frames if frames.ndim == 4 else frames[None]).permute(0, 3, 1, 2)
+        return features
 
     @torch.inference_mode()
     def step_coarse(self, frames: Frames | Features, state: RecurrentState = EMPTY_STATE) -> tuple[Coarse, RecurrentState]:
@@ -162,6 +166,8 @@ class Matter:
         `frames` may be `encode`'s output for them.
         """
         features = frames if isinstance(frames, Features) else self.encode(frames)
+        if not features.src.is_floating_point():
+            features = replace(features, src=features.src.contiguous().to(self.dtype).div_(255))
         h, w = features.src.shape[-2:]
         ratio = self.ratio_for(h, w)
         if state[0] is not None:

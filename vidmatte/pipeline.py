@@ -29,6 +29,9 @@ from .temporal import AlphaSmoother, SceneCutDetector, split_at_cuts
 #: Default passes of a shot's first frame that prime the recurrent state (benchmarks/video_quality.md).
 WARMUP_PASSES = 4
 
+#: Chunks queued between stages: enough to absorb jitter; each holds full-resolution frames.
+QUEUE = 2
+
 #: Output forms whose container carries an alpha channel.
 ALPHA_FORMS = ("webm", "prores", "png")
 
@@ -124,7 +127,7 @@ def _coarse_mattes(frames: Iterable[VideoFrame], matter: Matter, chunk_size: int
             yield chunk, rgb, matter.encode(rgb) if encode_ahead else None
 
     first = True
-    with closing(background_iter(decoded(), maxsize=4, name="decode")) as ahead:
+    with closing(background_iter(decoded(), maxsize=QUEUE, name="decode")) as ahead:
         for chunk, rgb, features in ahead:
             parts = split_at_cuts(rgb, detector) if detector is not None else [(0, len(chunk), False)]
             for start, end, new_shot in parts:
@@ -199,7 +202,7 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
                      quality=options.quality, overwrite=options.overwrite) as writer, \
             tqdm(total=clip.frame_count, unit="frame", disable=not progress, dynamic_ncols=True,
                  desc=clip.name) as bar, \
-            BackgroundConsumer(write_chunk, maxsize=4, name="encode") as sink, \
+            BackgroundConsumer(write_chunk, maxsize=QUEUE, name="encode") as sink, \
             cpu_stage_threads(matter.device):
         # closing(): on an error or Ctrl-C the decoding thread is stopped here and now, not when
         # the interpreter shuts down (where joining a thread can hang)
