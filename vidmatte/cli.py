@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -180,12 +181,12 @@ def main(argv: list[str] | None = None) -> None:
     _fewer_malloc_arenas()
     try:
         cli.main(args=argv, prog_name="vidmatte", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("vidmatte: interrupted; the unfinished output was discarded", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("vidmatte: interrupted; the unfinished output was discarded", err=True)
-        sys.exit(130)
+        sys.stderr.flush()
+        # the output is already cleaned up; skip interpreter shutdown, where a worker thread
+        # stopped mid-operation (codec, torch) can hold the exit up
+        os._exit(130)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)

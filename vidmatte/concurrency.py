@@ -113,8 +113,11 @@ class BackgroundConsumer(Generic[T]):
                 self._q.get_nowait()
             except queue.Empty:
                 break
-        self._q.put(_DONE)
-        self._thread.join()
+        try:
+            self._q.put(_DONE, timeout=JOIN_TIMEOUT)
+        except queue.Full:  # a worker that never takes it is left behind (a daemon thread)
+            return
+        self._thread.join(timeout=JOIN_TIMEOUT)
 
     def __enter__(self) -> BackgroundConsumer[T]:
         return self

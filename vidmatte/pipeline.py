@@ -197,13 +197,14 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
         for picture, frame in zip(render(matte, output_type, rgb, background), chunk):
             writer.write(picture, frame.pts)
 
-    with open_writer(output, width=clip.width, height=clip.height, frame_rate=clip.frame_rate,
-                     time_base=clip.time_base, alpha=output_type == "rgba", audio_from=clip.audio_from,
-                     quality=options.quality, overwrite=options.overwrite) as writer, \
+    # the thread setting is entered first and left last: it changes only while no worker runs
+    with cpu_stage_threads(matter.device), \
+            open_writer(output, width=clip.width, height=clip.height, frame_rate=clip.frame_rate,
+                        time_base=clip.time_base, alpha=output_type == "rgba", audio_from=clip.audio_from,
+                        quality=options.quality, overwrite=options.overwrite) as writer, \
             tqdm(total=clip.frame_count, unit="frame", disable=not progress, dynamic_ncols=True,
                  desc=clip.name) as bar, \
-            BackgroundConsumer(write_chunk, maxsize=QUEUE, name="encode") as sink, \
-            cpu_stage_threads(matter.device):
+            BackgroundConsumer(write_chunk, maxsize=QUEUE, name="encode") as sink:
         # closing(): on an error or Ctrl-C the decoding thread is stopped here and now, not when
         # the interpreter shuts down (where joining a thread can hang)
         with closing(_coarse_mattes(frames, matter, options.chunk_size, detector, options.warmup)) as items:
