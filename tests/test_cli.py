@@ -142,8 +142,11 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path):
     frames = rng.integers(0, 255, (400, 240, 320, 3), dtype=np.uint8)
     make_clip(tmp_path / "long.mp4", images=frames, audio="aac")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # a shell runs background jobs (`bash .ci/run &`) with SIGINT ignored, and Python then keeps it
+    # ignored: give the child the default disposition, as a terminal would
     proc = subprocess.Popen([sys.executable, "-m", "vidmatte", "long.mp4", "-o", "out.mov", "-q"],
-                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(".partial" in n for n in listing(tmp_path)):
         time.sleep(0.05)
