@@ -52,8 +52,9 @@ def _ratio(value: str) -> float | str:
               help="Video: passes of each shot's first frame that prime the network's memory before output "
                    "[default: %d; 0 = off]." % WARMUP_PASSES)
 @click.option("--refine/--no-refine", default=None,
-              help="Closed-form matting in the edge band at full resolution, foreground colour re-estimated "
-                   "there [default: on for images, off for video (slow, see benchmarks/video_quality.md)].")
+              help="Closed-form matting in the edge band (full resolution for images, half for video), foreground "
+                   "colour re-estimated there [default: on for images, off for video (slow, see "
+                   "benchmarks/video_quality.md)].")
 @click.option("--no-scene-reset", is_flag=True, help="Keep the recurrent state across detected hard cuts.")
 @click.option("--webcam", is_flag=True, help="Live preview from a camera with the background replaced.")
 @click.option("--camera", help="Live source: camera index N, /dev/videoX, or a video file (implies --webcam).")
