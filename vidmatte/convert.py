@@ -49,9 +49,12 @@ def _convs_in_execution_order(model: MattingNetwork) -> list[tuple[str, nn.Conv2
 
     hooks = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, nn.Conv2d)]
     try:
+        # in float64, which takes the general paths: the CPU fast paths do some modules' sums
+        # without calling them (refiner)
         with torch.no_grad():
-            model(torch.zeros(1, 3, 64, 64), downsample_ratio=0.5)
+            model.double()(torch.zeros(1, 3, 64, 64, dtype=torch.float64), downsample_ratio=0.5)
     finally:
+        model.float()
         for hook in hooks:
             hook.remove()
     return order

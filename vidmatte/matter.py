@@ -7,7 +7,7 @@ updates `matter.state` for the common one-clip case. `reset()` starts a new clip
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .errors import DeviceError
 from .model.network import Coarse, Features
+from .model.resample import scale_bilinear_bytes
 from .weights import load_model
 
 #: Hidden states r1..r4 of the four ConvGRU cells; all `None` at the start of a clip.
@@ -92,6 +93,13 @@ class Matte:
         return _to_uint8(torch.cat([self.foreground, self.alpha], 1).permute(0, 2, 3, 1))
 
 
+def _batch(frames: np.ndarray) -> np.ndarray:
+    """uint8 `(H,W,3)` or `(T,H,W,3)` RGB -> `(T,H,W,3)`; anything else raises ValueError."""
+    if frames.dtype != np.uint8 or frames.shape[-1] != 3 or frames.ndim not in (3, 4):
+        raise ValueError(f"expected uint8 (H,W,3) or (T,H,W,3) RGB, got {frames.dtype} {frames.shape}")
+    return frames if frames.ndim == 4 else frames[None]
+
+
 def _to_uint8(x: Tensor) -> np.ndarray:
     return x.float().mul(255).round_().to(torch.uint8).contiguous().cpu().numpy()
 
@@ -130,9 +138,7 @@ class Matter:
     def to_tensor(self, frames: Frames) -> Tensor:
         """Frames in any accepted form -> `[T,3,H,W]` on the engine's device and dtype."""
         if isinstance(frames, np.ndarray):
-            if frames.dtype != np.uint8 or frames.shape[-1] != 3 or frames.ndim not in (3, 4):
-                raise ValueError(f"expected uint8 (H,W,3) or (T,H,W,3) RGB, got {frames.dtype} {frames.shape}")
-            t = torch.from_numpy(frames if frames.ndim == 4 else frames[None])
+            t = torch.from_numpy(_batch(frames))
             # planar (NCHW-contiguous) while still 1 byte a sample: the full-resolution guided
             # filter runs 2-3x slower on the strided view (benchmarks/speed.md)
             t = t.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
@@ -151,12 +157,18 @@ class Matter:
         Split so a pipeline can encode the next frames on another thread while the recurrent
         decoder runs the current ones.
         """
+        if isinstance(frames, np.ndarray) and self.device.type == "cpu" and self.dtype == torch.float32:
+            # Straight from the bytes: the network's small input is blended from the source rows
+            # it reads, and the full-resolution frame stays uint8 (1 byte a sample while queued
+            # between threads) until the full-resolution half needs it.
+            batch = _batch(frames)
+            ratio = self.ratio_for(*batch.shape[1:3])
+            small = scale_bilinear_bytes(batch, ratio) if ratio < 1 else None
+            if small is not None:
+                src = torch.from_numpy(batch).permute(0, 3, 1, 2)
+                return self.model.encode(src[None], downsample_ratio=ratio, small=small[None])
         src = self.to_tensor(frames)
-        features = self.model.encode(src[None], downsample_ratio=self.ratio_for(*src.shape[-2:]))
-        if isinstance(frames, np.ndarray) and self.device.type == "cpu":
-            # queued between threads: hold the frames as 1-byte samples, not 4-byte floats
-            features.src = torch.from_numpy(frames if frames.ndim == 4 else frames[None]).permute(0, 3, 1, 2)
-        return features
+        return self.model.encode(src[None], downsample_ratio=self.ratio_for(*src.shape[-2:]))
 
     @torch.inference_mode()
     def step_coarse(self, frames: Frames | Features, state: RecurrentState = EMPTY_STATE) -> tuple[Coarse, RecurrentState]:
@@ -166,8 +178,6 @@ class Matter:
         `frames` may be `encode`'s output for them.
         """
         features = frames if isinstance(frames, Features) else self.encode(frames)
-        if not features.src.is_floating_point():
-            features = replace(features, src=features.src.contiguous().to(self.dtype).div_(255))
         h, w = features.src.shape[-2:]
         ratio = self.ratio_for(h, w)
         if state[0] is not None:

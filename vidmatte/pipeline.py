@@ -13,6 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -21,6 +22,7 @@ from .compose import OUTPUT_TYPES, Background, check_background, make_background
 from .concurrency import BackgroundConsumer, background_iter
 from .edges import VideoEdgeRefiner
 from .errors import OutputError
+from .fused_render import FusedRenderer, fused_render_supported
 from .io import VideoFrame, VideoReader, open_writer, output_form
 from .matter import Matter
 from .model.network import Coarse, Features
@@ -69,12 +71,15 @@ def cpu_stage_threads(device: torch.device) -> Iterator[None]:
     if device.type != "cpu":
         yield
         return
-    before = torch.get_num_threads()
+    before, before_cv = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+    # OpenCV's own pool would fan every resize out over all cores, under the stages' feet
+    cv2.setNumThreads(1)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+        cv2.setNumThreads(before_cv)
 
 
 def default_output_path(source: str | Path) -> Path:
@@ -145,8 +150,10 @@ def matte_frames(frames: Iterable[VideoFrame], matter: Matter, output_type: str,
                  ) -> Iterator[tuple[np.ndarray, VideoFrame]]:
     """Matte a stream of frames of one clip; yields (picture, source frame) in order."""
     matter.reset()
+    fused = FusedRenderer(matter, output_type, background) if fused_render_supported(matter, output_type) else None
     for coarse, rgb, chunk, _ in _coarse_mattes(frames, matter, chunk_size, warmup=warmup):
-        yield from zip(render(matter.refine(coarse), output_type, rgb, background), chunk)
+        pictures = fused(coarse, rgb) if fused else render(matter.refine(coarse), output_type, rgb, background)
+        yield from zip(pictures, chunk)
 
 
 @dataclass(frozen=True)
@@ -180,11 +187,19 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
     # the refinement recovers detail the network's reduced-resolution pass lost; where it ran at
     # full resolution it only adds noise (benchmarks/video_quality.md), so it is skipped there
     edges = VideoEdgeRefiner() if options.refine and matter.ratio_for(clip.height, clip.width) < 1 else None
+    # with nothing between the guided filter and the picture, both run fused (on CPU)
+    fused = None
+    if edges is None and smoother is None and fused_render_supported(matter, output_type):
+        fused = FusedRenderer(matter, output_type, background)
 
     def write_chunk(item: tuple[Coarse, np.ndarray, list[VideoFrame], bool]) -> None:
         # The full-resolution half (refiner, smoothing, composing, encoding) runs here, so the
         # recurrent half on the caller's thread can start the next frame meanwhile.
         coarse, rgb, chunk, new_shot = item
+        if fused is not None:
+            for picture, frame in zip(fused(coarse, rgb), chunk):
+                writer.write(picture, frame.pts)
+            return
         matte = matter.refine(coarse)
         if edges is not None:
             if new_shot:

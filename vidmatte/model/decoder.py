@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .layout import cat_channels
 from .resample import scale_bilinear
 from .timefold import unfold_time
 
@@ -26,13 +27,16 @@ class ConvGRU(nn.Module):
         self.candidate = nn.Conv2d(2 * channels, channels, 3, padding=1)
 
     def step(self, x: Tensor, h: Tensor) -> Tensor:
-        r, z = self.gates(torch.cat([x, h], 1)).sigmoid().split(self.channels, 1)
-        c = self.candidate(torch.cat([x, r * h], 1)).tanh()
+        r, z = self.gates(cat_channels([x, h])).sigmoid().split(self.channels, 1)
+        c = self.candidate(cat_channels([x, r * h])).tanh()
         return (1 - z) * h + z * c
 
     def forward(self, x: Tensor, h: Tensor | None, bt: tuple[int, int] | None) -> tuple[Tensor, Tensor]:
         """x `[N,C,H,W]` (time folded) -> (outputs `[N,C,H,W]`, last state `[B,C,H,W]`)."""
         if bt is None:
+            h = self.step(x, torch.zeros_like(x) if h is None else h)
+            return h, h
+        if bt[1] == 1:  # one frame: no stacking, which would lose the NHWC layout
             h = self.step(x, torch.zeros_like(x) if h is None else h)
             return h, h
         x = unfold_time(x, bt)
@@ -53,7 +57,7 @@ class _HalfRecurrent(nn.Module):
     def _recur(self, x: Tensor, r: Tensor | None, bt: tuple[int, int] | None) -> tuple[Tensor, Tensor]:
         a, b = x.split(self.gru.channels, 1)
         b, r = self.gru(b, r, bt)
-        return torch.cat([a, b], 1), r
+        return cat_channels([a, b]), r
 
 
 class BottleneckBlock(_HalfRecurrent):
@@ -83,7 +87,7 @@ class UpsamplingBlock(_HalfRecurrent):
 
     def forward(self, x: Tensor, skip: Tensor, img: Tensor, r: Tensor | None,
                 bt: tuple[int, int] | None) -> tuple[Tensor, Tensor]:
-        x = torch.cat([_upsample_to(x, skip), skip, img], 1)
+        x = cat_channels([_upsample_to(x, skip), skip, img])
         return self._recur(F.relu(self.conv(x)), r, bt)
 
 
@@ -96,7 +100,7 @@ class OutputBlock(nn.Module):
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
 
     def forward(self, x: Tensor, img: Tensor) -> Tensor:
-        x = torch.cat([_upsample_to(x, img), img], 1)
+        x = cat_channels([_upsample_to(x, img), img])
         return F.relu(self.conv2(F.relu(self.conv1(x))))
 
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .layout import Pointwise
+
 # (in, kernel, expanded, out, squeeze-excite, activation, stride, dilation) for blocks 1..15,
 # the MobileNetV3-Large table (Howard et al. 2019) with the last stride-2 stage dilated.
 _BLOCKS = (
@@ -49,8 +51,9 @@ class ConvAct(nn.Sequential):
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1,
                  groups: int = 1, act: str | None = None) -> None:
-        layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2 * dilation,
-                                             dilation, groups)]
+        conv = Pointwise(cin, cout) if kernel == 1 and stride == 1 and groups == 1 else \
+            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2 * dilation, dilation, groups)
+        layers: list[nn.Module] = [conv]
         if act is not None:
             layers.append(_ACTIVATIONS[act](inplace=True))
         super().__init__(*layers)

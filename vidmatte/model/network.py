@@ -10,12 +10,13 @@ A `[B,T,...]` chunk gives the same result as T single-frame calls with the state
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import Tensor, nn
 
 from .decoder import RecurrentDecoder
 from .encoder import MobileNetV3Encoder
+from .layout import Pointwise, channels_last
 from .lraspp import LRASPP
 from .refiner import DeepGuidedFilter
 from .resample import scale_bilinear
@@ -26,7 +27,7 @@ from .timefold import fold_time, unfold_time
 class Coarse:
     """Low-resolution output of the recurrent part, with what the refiner needs (time folded)."""
 
-    src: Tensor  # [N,3,H,W] full-resolution input
+    src: Tensor  # [N,3,H,W] full-resolution input, float in 0..1 or uint8 (see Features)
     small: Tensor  # [N,3,h,w] the network's input
     y: Tensor  # [N,4,h,w] foreground residual + alpha
     hid: Tensor  # [N,16,h,w] decoder features
@@ -40,7 +41,7 @@ class Features:
     Split from the recurrent decoder so a pipeline can encode frame t+1 while frame t decodes.
     """
 
-    src: Tensor  # [N,3,H,W] full-resolution input
+    src: Tensor  # [N,3,H,W] full-resolution input; uint8 when Matter.encode keeps CPU frames as bytes
     small: Tensor  # [N,3,h,w] the network's input
     f1: Tensor
     f2: Tensor
@@ -57,6 +58,14 @@ class Features:
         return Features(self.src[cut], self.small[cut], self.f1[cut], self.f2[cut], self.f3[cut], self.f4[cut], bt)
 
 
+def _decoder_layout(f: Features) -> Features:
+    """On CPU the decoder runs NHWC (`layout`); a no-op for features that already are."""
+    if f.f1.device.type != "cpu":
+        return f
+    return replace(f, small=channels_last(f.small), f1=channels_last(f.f1), f2=channels_last(f.f2),
+                   f3=channels_last(f.f3), f4=channels_last(f.f4))
+
+
 class MattingNetwork(nn.Module):
     """Robust Video Matting, MobileNetV3-Large variant (Lin et al. 2021, arXiv 2108.11515)."""
 
@@ -65,7 +74,7 @@ class MattingNetwork(nn.Module):
         self.backbone = MobileNetV3Encoder()
         self.aspp = LRASPP(960, 128)
         self.decoder = RecurrentDecoder()
-        self.project_mat = nn.Conv2d(16, 4, 1)
+        self.project_mat = Pointwise(16, 4)
         self.refiner = DeepGuidedFilter()
 
     def forward(self, src: Tensor, r1: Tensor | None = None, r2: Tensor | None = None,
@@ -81,29 +90,42 @@ class MattingNetwork(nn.Module):
         """The low-resolution part: `encode` then `decode`."""
         return self.decode(self.encode(src, downsample_ratio), r1, r2, r3, r4)
 
-    def encode(self, src: Tensor, downsample_ratio: float = 1.0) -> Features:
-        """The stateless front: resize to the network's size, encoder, LR-ASPP."""
+    def encode(self, src: Tensor, downsample_ratio: float = 1.0, small: Tensor | None = None) -> Features:
+        """The stateless front: resize to the network's size, encoder, LR-ASPP.
+
+        `small`, when given, is `src` already resized (float, same batch shape): then `src`
+        may be uint8, and is only carried along for the full-resolution half.
+        """
         if not 0 < downsample_ratio <= 1:
             raise ValueError(f"downsample_ratio must be in (0, 1], got {downsample_ratio}")
         src_f, bt = fold_time(src)
-        small = src_f
-        if downsample_ratio != 1:
+        if small is not None:
+            small = fold_time(small)[0]
+        elif downsample_ratio != 1:
             # scale-based (not size-based) resize, so output size and sampling grid match the reference
             small = scale_bilinear(src_f, downsample_ratio)
+        else:
+            small = src_f
+        if small.device.type == "cpu":
+            small = channels_last(small)  # see layout
         f1, f2, f3, f4 = self.backbone(small)
-        return Features(src_f, small, f1, f2, f3, self.aspp(f4), bt)
+        features = Features(src_f, small, f1, f2, f3, self.aspp(f4), bt)
+        return _decoder_layout(features)
 
     def decode(self, features: Features, r1: Tensor | None = None, r2: Tensor | None = None,
                r3: Tensor | None = None, r4: Tensor | None = None) -> tuple[Coarse, Tensor, Tensor, Tensor, Tensor]:
         """The recurrent decoder and projection: everything that must run frame after frame."""
-        f = features
+        f = _decoder_layout(features)
         hid, r1, r2, r3, r4 = self.decoder(f.small, f.f1, f.f2, f.f3, f.f4, r1, r2, r3, r4, f.bt)
         return Coarse(f.src, f.small, self.project_mat(hid), hid, f.bt), r1, r2, r3, r4
 
     def refine(self, coarse: Coarse) -> tuple[Tensor, Tensor]:
         """The full-resolution part: stateless, so it can run for frame t while `coarse` runs t+1."""
+        src = coarse.src
+        if not src.is_floating_point():  # frames kept as bytes until now (Matter on CPU)
+            src = src.contiguous().to(coarse.y.dtype).div_(255)
         # The reference graph applies the guided filter at every ratio, 1.0 included.
-        y = self.refiner(coarse.src, coarse.small, coarse.y, coarse.hid)
-        fgr = y[:, :3].add_(coarse.src).clamp_(0.0, 1.0)
+        y = self.refiner(src, coarse.small, coarse.y, coarse.hid)
+        fgr = y[:, :3].add_(src).clamp_(0.0, 1.0)
         pha = y[:, 3:].clamp_(0.0, 1.0)
         return unfold_time(fgr, coarse.bt), unfold_time(pha, coarse.bt)
