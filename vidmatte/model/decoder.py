@@ -27,16 +27,13 @@ class ConvGRU(nn.Module):
         self.candidate = nn.Conv2d(2 * channels, channels, 3, padding=1)
 
     def step(self, x: Tensor, h: Tensor) -> Tensor:
-        r, z = self.gates(cat_channels([x, h])).sigmoid().split(self.channels, 1)
-        c = self.candidate(cat_channels([x, r * h])).tanh()
-        return (1 - z) * h + z * c
+        r, z = self.gates(cat_channels([x, h])).sigmoid_().split(self.channels, 1)
+        c = self.candidate(cat_channels([x, r * h])).tanh_()
+        return torch.lerp(h, c, z)  # (1 - z) * h + z * c in one pass
 
     def forward(self, x: Tensor, h: Tensor | None, bt: tuple[int, int] | None) -> tuple[Tensor, Tensor]:
         """x `[N,C,H,W]` (time folded) -> (outputs `[N,C,H,W]`, last state `[B,C,H,W]`)."""
-        if bt is None:
-            h = self.step(x, torch.zeros_like(x) if h is None else h)
-            return h, h
-        if bt[1] == 1:  # one frame: no stacking, which would lose the NHWC layout
+        if bt is None or bt[1] == 1:  # one frame: no stacking (which would also lose the NHWC layout)
             h = self.step(x, torch.zeros_like(x) if h is None else h)
             return h, h
         x = unfold_time(x, bt)
@@ -88,7 +85,7 @@ class UpsamplingBlock(_HalfRecurrent):
     def forward(self, x: Tensor, skip: Tensor, img: Tensor, r: Tensor | None,
                 bt: tuple[int, int] | None) -> tuple[Tensor, Tensor]:
         x = cat_channels([_upsample_to(x, skip), skip, img])
-        return self._recur(F.relu(self.conv(x)), r, bt)
+        return self._recur(self.conv(x).relu_(), r, bt)
 
 
 class OutputBlock(nn.Module):
@@ -101,7 +98,7 @@ class OutputBlock(nn.Module):
 
     def forward(self, x: Tensor, img: Tensor) -> Tensor:
         x = cat_channels([_upsample_to(x, img), img])
-        return F.relu(self.conv2(F.relu(self.conv1(x))))
+        return self.conv2(self.conv1(x).relu_()).relu_()
 
 
 class RecurrentDecoder(nn.Module):
