@@ -157,16 +157,15 @@ class Matter:
         Split so a pipeline can encode the next frames on another thread while the recurrent
         decoder runs the current ones.
         """
-        if isinstance(frames, np.ndarray) and self.device.type == "cpu" and self.dtype == torch.float32:
+        if isinstance(frames, np.ndarray) and self.device.type == "cpu":
             # Straight from the bytes: the network's small input is blended from the source rows
             # it reads, and the full-resolution frame stays uint8 (1 byte a sample while queued
             # between threads) until the full-resolution half needs it.
             batch = _batch(frames)
             ratio = self.ratio_for(*batch.shape[1:3])
-            small = scale_bilinear_bytes(batch, ratio) if ratio < 1 else None
-            if small is not None:
-                src = torch.from_numpy(batch).permute(0, 3, 1, 2)
-                return self.model.encode(src[None], downsample_ratio=ratio, small=small[None])
+            small = scale_bilinear_bytes(batch, ratio) if self.dtype == torch.float32 else None
+            src = torch.from_numpy(batch).permute(0, 3, 1, 2)
+            return self.model.encode(src[None], downsample_ratio=ratio, small=None if small is None else small[None])
         src = self.to_tensor(frames)
         return self.model.encode(src[None], downsample_ratio=self.ratio_for(*src.shape[-2:]))
 

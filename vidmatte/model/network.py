@@ -93,19 +93,18 @@ class MattingNetwork(nn.Module):
     def encode(self, src: Tensor, downsample_ratio: float = 1.0, small: Tensor | None = None) -> Features:
         """The stateless front: resize to the network's size, encoder, LR-ASPP.
 
-        `small`, when given, is `src` already resized (float, same batch shape): then `src`
-        may be uint8, and is only carried along for the full-resolution half.
+        `src` may be uint8 (0..255): it is then carried along as bytes for the full-resolution
+        half. `small`, when given, is `src` already resized (float in 0..1, same batch shape).
         """
         if not 0 < downsample_ratio <= 1:
             raise ValueError(f"downsample_ratio must be in (0, 1], got {downsample_ratio}")
         src_f, bt = fold_time(src)
         if small is not None:
             small = fold_time(small)[0]
-        elif downsample_ratio != 1:
-            # scale-based (not size-based) resize, so output size and sampling grid match the reference
-            small = scale_bilinear(src_f, downsample_ratio)
         else:
-            small = src_f
+            x = src_f if src_f.is_floating_point() else src_f.to(self.project_mat.weight.dtype).div_(255)
+            # scale-based (not size-based) resize, so output size and sampling grid match the reference
+            small = x if downsample_ratio == 1 else scale_bilinear(x, downsample_ratio)
         if small.device.type == "cpu":
             small = channels_last(small)  # see layout
         f1, f2, f3, f4 = self.backbone(small)
