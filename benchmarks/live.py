@@ -24,6 +24,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from temporal import cpu_name  # noqa: E402  (one helper for all benchmark headers)
 
 
 def make_camera_clip(path: Path, width: int, height: int, seconds: float, rate: int = 30) -> Path:
@@ -45,16 +48,6 @@ def make_camera_clip(path: Path, width: int, height: int, seconds: float, rate: 
             out.mux(stream.encode(av.VideoFrame.from_ndarray(crop, format="rgb24")))
         out.mux(stream.encode(None))
     return path
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
