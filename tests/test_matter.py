@@ -107,8 +107,9 @@ def test_warm_up_is_the_first_frame_run_repeatedly(matter, clip):
     for _ in range(3):
         _, state = matter.step(clip[0], state)
     primed = matter.warm_up(clip[0], 3)
-    for a, b in zip(primed, state):
-        assert torch.allclose(a, b, atol=1e-4)
+    from_features = matter.warm_up(matter.encode(clip[:2]), 3)  # the first frame of encoded ones
+    for a, b, c in zip(primed, state, from_features):
+        assert torch.allclose(a, b, atol=1e-4) and torch.allclose(a, c, atol=1e-5)
     assert matter.warm_up(clip[0], 0) == (None,) * 4
     matter.reset()
     matter.prime(clip[0], 3)

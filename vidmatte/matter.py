@@ -198,20 +198,22 @@ class Matter:
         coarse, state = self.step_coarse(frames, state)
         return self.refine(coarse), state
 
-    def warm_up(self, frame: Frames, passes: int, state: RecurrentState = EMPTY_STATE) -> RecurrentState:
+    def warm_up(self, frame: Frames | Features, passes: int, state: RecurrentState = EMPTY_STATE) -> RecurrentState:
         """The state after running one frame `passes` times: primes the memory before a shot.
 
         A shot's first frames are the network's weakest, because its memory starts empty; the
         first frame seen repeatedly lets it settle on what is person and what is not before
-        any output is made (benchmarks/video_quality.md). Only the low-resolution half runs.
+        any output is made (benchmarks/video_quality.md). Only the low-resolution half runs,
+        and the stateless encoder once: `frame` may be `encode`'s output for it.
         """
         if passes <= 0:
             return state
-        src = self.to_tensor(frame)[:1]
-        _, state = self.step_coarse(src.expand(passes, -1, -1, -1), state)
+        features = (frame if isinstance(frame, Features) else self.encode(frame)).frames(0, 1)
+        for _ in range(passes):
+            _, state = self.step_coarse(features, state)
         return state
 
-    def prime(self, frame: Frames, passes: int) -> None:
+    def prime(self, frame: Frames | Features, passes: int) -> None:
         """`warm_up` on the current clip's state (call after `reset()`, before its first frame)."""
         self.state = self.warm_up(frame, passes, self.state)
 

@@ -139,7 +139,7 @@ def _coarse_mattes(frames: Iterable[VideoFrame], matter: Matter, chunk_size: int
                 if new_shot:
                     matter.reset()
                 if first or new_shot:
-                    matter.prime(rgb[start], warmup)
+                    matter.prime(features.frames(start, start + 1) if features is not None else rgb[start], warmup)
                     first = False
                 part = features.frames(start, end) if features is not None else rgb[start:end]
                 yield matter.coarse(part), rgb[start:end], chunk[start:end], new_shot
