@@ -6,8 +6,8 @@ trip through main memory, and freshly allocated buffers that size page-fault on 
 touch. Here the guided filter's coefficients are resized once into a reused buffer and
 everything after runs on bands of rows that stay in cache, straight from the uint8 source
 frames to the uint8 pictures the writers take. Same numbers as the two-step path, to
-within one level of rounding (tests/test_fused_render.py); 720p composite: ~15 vs ~28 ms a
-frame on one core (benchmarks/speed.md).
+within one level of rounding (tests/test_fused_render.py); 720p composite: ~15 vs 27-55 ms a
+frame on one core (benchmarks/stages.md).
 """
 
 from __future__ import annotations

@@ -152,7 +152,10 @@ def matte_frames(frames: Iterable[VideoFrame], matter: Matter, output_type: str,
     matter.reset()
     fused = FusedRenderer(matter, output_type, background) if fused_render_supported(matter, output_type) else None
     for coarse, rgb, chunk, _ in _coarse_mattes(frames, matter, chunk_size, warmup=warmup):
-        pictures = fused(coarse, rgb) if fused else render(matter.refine(coarse), output_type, rgb, background)
+        if fused is not None:
+            pictures = fused(coarse, rgb)
+        else:
+            pictures = render(matter.refine(coarse), output_type, rgb, background)
         yield from zip(pictures, chunk)
 
 
@@ -197,19 +200,19 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
         # recurrent half on the caller's thread can start the next frame meanwhile.
         coarse, rgb, chunk, new_shot = item
         if fused is not None:
-            for picture, frame in zip(fused(coarse, rgb), chunk):
-                writer.write(picture, frame.pts)
-            return
-        matte = matter.refine(coarse)
-        if edges is not None:
-            if new_shot:
-                edges.reset()
-            matte = edges(matte, rgb)
-        if smoother is not None:
-            if new_shot:
-                smoother.reset()
-            matte = smoother(matte, rgb)
-        for picture, frame in zip(render(matte, output_type, rgb, background), chunk):
+            pictures = fused(coarse, rgb)
+        else:
+            matte = matter.refine(coarse)
+            if edges is not None:
+                if new_shot:
+                    edges.reset()
+                matte = edges(matte, rgb)
+            if smoother is not None:
+                if new_shot:
+                    smoother.reset()
+                matte = smoother(matte, rgb)
+            pictures = render(matte, output_type, rgb, background)
+        for picture, frame in zip(pictures, chunk):
             writer.write(picture, frame.pts)
 
     # the thread setting is entered first and left last: it changes only while no worker runs
