@@ -194,3 +194,19 @@ def main(argv: list[str] | None = None) -> None:
     except VidmatteError as error:
         click.echo(f"vidmatte: error: {error}", err=True)
         sys.exit(error.exit_code)
+
+
+def entry() -> None:
+    """Console entry point (`vidmatte`, `python -m vidmatte`): `main`, then a prompt exit.
+
+    Everything is written, closed and flushed when `main` returns; tearing the interpreter down
+    with torch loaded would add ~0.3 s to every run (benchmarks/speed.md). Errors leave through
+    `main`'s own exits. Call `main` from Python, not this.
+    """
+    main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`| head`) or a closed stream
+            pass
+    os._exit(0)
