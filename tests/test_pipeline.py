@@ -248,3 +248,46 @@ def test_refine_changes_only_edges(clip, matter, tmp_path):
         solid = (plain_a[t] == 255) | (plain_a[t] == 0)
         edge = ~cv2.erode(solid.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
         assert not (changed[t] & ~edge).any()
+
+
+@pytest.fixture
+def staged_encoder(monkeypatch):
+    """The GPU arrangement on CPU: the encoder on a thread of its own, after the render thread."""
+    import vidmatte.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "separate_encoder_stage", lambda device: True)
+
+
+@pytest.mark.parametrize("name", ["out.mp4", "out.webm"])
+def test_separate_encoder_stage_writes_the_same_clip(clip, matter, tmp_path, request, name):
+    inline = matte_video(clip, tmp_path / f"inline_{name}", matter=matter)
+    request.getfixturevalue("staged_encoder")
+    staged = matte_video(clip, tmp_path / f"staged_{name}", matter=matter)
+    if name.endswith(".webm"):
+        a, b = np.stack(list(read_webm_alpha_frames(inline))), np.stack(list(read_webm_alpha_frames(staged)))
+    else:
+        with av.open(str(inline)) as c1, av.open(str(staged)) as c2:
+            a = np.stack([f.to_ndarray(format="rgb24") for f in c1.decode(video=0)])
+            b = np.stack([f.to_ndarray(format="rgb24") for f in c2.decode(video=0)])
+    assert len(a) == FRAMES
+    np.testing.assert_array_equal(a, b)
+    assert _times(staged) == _times(inline)
+
+
+def test_separate_encoder_stage_failure_leaves_nothing(clip, matter, tmp_path, monkeypatch, staged_encoder):
+    import errno
+
+    from vidmatte.io.encoded_writer import EncodedVideoWriter
+
+    real = EncodedVideoWriter._write_frame
+    calls = itertools.count()
+
+    def fills_the_disk(self, image, seconds):
+        if next(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(self, image, seconds)
+
+    monkeypatch.setattr(EncodedVideoWriter, "_write_frame", fills_the_disk)
+    with pytest.raises(OutputError, match="space"):
+        matte_video(clip, tmp_path / "out.webm", matter=matter)
+    assert list(tmp_path.iterdir()) == [clip]

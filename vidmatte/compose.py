@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .errors import InputError
 from .matter import Matte
+from .transfer import to_device, to_host
 
 OUTPUT_TYPES = ("rgba", "alpha", "foreground", "composite")
 
@@ -69,8 +70,8 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def _to_tensor(frames: np.ndarray, device: torch.device, dtype: torch.dtype) -> Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(frames if frames.ndim == 4 else frames[None]))
-    return t.to(device).permute(0, 3, 1, 2).to(dtype) / 255
+    t = to_device(frames if frames.ndim == 4 else frames[None], device)
+    return t.permute(0, 3, 1, 2).to(dtype) / 255
 
 
 class ImageBackground:
@@ -168,4 +169,4 @@ def render(matte: Matte, output_type: str, frames: np.ndarray | None = None,
         picture = composite(matte.foreground, matte.alpha, background.for_frames(frames))
     else:
         raise ValueError(f"unknown output type {output_type!r}; use one of {', '.join(OUTPUT_TYPES)}")
-    return picture.float().mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    return to_host(picture.float().mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1))

@@ -17,6 +17,7 @@ from torch import Tensor
 from .errors import DeviceError
 from .model.network import Coarse, Features
 from .model.resample import scale_bilinear_bytes
+from .transfer import to_device, to_host
 from .weights import load_model
 
 #: Hidden states r1..r4 of the four ConvGRU cells; all `None` at the start of a clip.
@@ -101,7 +102,7 @@ def _batch(frames: np.ndarray) -> np.ndarray:
 
 
 def _to_uint8(x: Tensor) -> np.ndarray:
-    return x.float().mul(255).round_().to(torch.uint8).contiguous().cpu().numpy()
+    return to_host(x.float().mul(255).round_().to(torch.uint8))
 
 
 class Matter:
@@ -138,10 +139,10 @@ class Matter:
     def to_tensor(self, frames: Frames) -> Tensor:
         """Frames in any accepted form -> `[T,3,H,W]` on the engine's device and dtype."""
         if isinstance(frames, np.ndarray):
-            t = torch.from_numpy(_batch(frames))
+            # uploaded as bytes (pinned and asynchronous on CUDA), converted on the device;
             # planar (NCHW-contiguous) while still 1 byte a sample: the full-resolution guided
             # filter runs 2-3x slower on the strided view (benchmarks/speed.md)
-            t = t.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
+            t = to_device(_batch(frames), self.device).permute(0, 3, 1, 2).contiguous()
             return t.to(self.dtype).div_(255)
         if isinstance(frames, Tensor):
             t = frames if frames.ndim == 4 else frames[None]

@@ -82,6 +82,16 @@ def cpu_stage_threads(device: torch.device) -> Iterator[None]:
         cv2.setNumThreads(before_cv)
 
 
+def separate_encoder_stage(device: torch.device) -> bool:
+    """Whether the encoder gets a thread of its own, after the one that renders the pictures.
+
+    On a GPU the model is far faster than the codecs, so the encoder (pixel-format conversion
+    and compression) is the slowest stage and must never wait for the GPU's readback. On CPU
+    the model is the slowest stage and a fourth thread on the same cores only adds switching.
+    """
+    return device.type != "cpu"
+
+
 def default_output_path(source: str | Path) -> Path:
     """`clip.mp4` -> `clip_matte.webm`, next to the input."""
     source = Path(source)
@@ -212,7 +222,13 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
                     smoother.reset()
                 matte = smoother(matte, rgb)
             pictures = render(matte, output_type, rgb, background)
-        for picture, frame in zip(pictures, chunk):
+        if encoder is not None:
+            encoder.put((pictures, chunk))
+        else:
+            encode_pictures((pictures, chunk))
+
+    def encode_pictures(item: tuple[np.ndarray, list[VideoFrame]]) -> None:
+        for picture, frame in zip(*item):
             writer.write(picture, frame.pts)
 
     # the thread setting is entered first and left last: it changes only while no worker runs
@@ -222,13 +238,24 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
                         quality=options.quality, overwrite=options.overwrite) as writer, \
             tqdm(total=clip.frame_count, unit="frame", disable=not progress, dynamic_ncols=True,
                  desc=clip.name) as bar, \
-            BackgroundConsumer(write_chunk, maxsize=QUEUE, name="encode") as sink:
+            _optional_consumer(encode_pictures, separate_encoder_stage(matter.device), "encode") as encoder, \
+            BackgroundConsumer(write_chunk, maxsize=QUEUE, name="render") as sink:
         # closing(): on an error or Ctrl-C the decoding thread is stopped here and now, not when
         # the interpreter shuts down (where joining a thread can hang)
         with closing(_coarse_mattes(frames, matter, options.chunk_size, detector, options.warmup)) as items:
             for item in items:
                 sink.put(item)
                 bar.update(len(item[2]))
+
+
+@contextmanager
+def _optional_consumer(consume, wanted: bool, name: str) -> Iterator[BackgroundConsumer | None]:
+    """A BackgroundConsumer of `consume` when `wanted`, else None (the caller calls it inline)."""
+    if not wanted:
+        yield None
+        return
+    with BackgroundConsumer(consume, maxsize=QUEUE, name=name) as consumer:
+        yield consumer
 
 
 def matte_video(source: str | Path, output: str | Path | None = None, *, matter: Matter | None = None,

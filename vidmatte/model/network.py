@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import torch
 from torch import Tensor, nn
 
 from .decoder import RecurrentDecoder
@@ -58,9 +59,16 @@ class Features:
         return Features(self.src[cut], self.small[cut], self.f1[cut], self.f2[cut], self.f3[cut], self.f4[cut], bt)
 
 
-def _decoder_layout(f: Features) -> Features:
-    """On CPU the decoder runs NHWC (`layout`); a no-op for features that already are."""
-    if f.f1.device.type != "cpu":
+def prefers_channels_last(device: torch.device) -> bool:
+    """The default layout per device: NHWC on CPU (oneDNN, measured in benchmarks/speed.md) and
+    on CUDA (cuDNN's half-precision tensor-core convolutions are NHWC kernels; NCHW input is
+    transposed around each one); NCHW elsewhere."""
+    return device.type in ("cpu", "cuda")
+
+
+def _decoder_layout(f: Features, nhwc: bool) -> Features:
+    """The decoder's inputs laid out NHWC when `nhwc` (`layout`); a no-op for those that are."""
+    if not nhwc:
         return f
     return replace(f, small=channels_last(f.small), f1=channels_last(f.f1), f2=channels_last(f.f2),
                    f3=channels_last(f.f3), f4=channels_last(f.f4))
@@ -76,6 +84,11 @@ class MattingNetwork(nn.Module):
         self.decoder = RecurrentDecoder()
         self.project_mat = Pointwise(16, 4)
         self.refiner = DeepGuidedFilter()
+        #: run the convolutions NHWC: True, False, or None for the device's default (`prefers_channels_last`)
+        self.channels_last: bool | None = None
+
+    def _nhwc(self, x: Tensor) -> bool:
+        return prefers_channels_last(x.device) if self.channels_last is None else self.channels_last
 
     def forward(self, src: Tensor, r1: Tensor | None = None, r2: Tensor | None = None,
                 r3: Tensor | None = None, r4: Tensor | None = None,
@@ -105,16 +118,16 @@ class MattingNetwork(nn.Module):
             x = src_f if src_f.is_floating_point() else src_f.to(self.project_mat.weight.dtype).div_(255)
             # scale-based (not size-based) resize, so output size and sampling grid match the reference
             small = x if downsample_ratio == 1 else scale_bilinear(x, downsample_ratio)
-        if small.device.type == "cpu":
-            small = channels_last(small)  # see layout
+        nhwc = self._nhwc(small)
+        small = channels_last(small) if nhwc else small.contiguous()  # see layout
         f1, f2, f3, f4 = self.backbone(small)
         features = Features(src_f, small, f1, f2, f3, self.aspp(f4), bt)
-        return _decoder_layout(features)
+        return _decoder_layout(features, nhwc)
 
     def decode(self, features: Features, r1: Tensor | None = None, r2: Tensor | None = None,
                r3: Tensor | None = None, r4: Tensor | None = None) -> tuple[Coarse, Tensor, Tensor, Tensor, Tensor]:
         """The recurrent decoder and projection: everything that must run frame after frame."""
-        f = _decoder_layout(features)
+        f = _decoder_layout(features, self._nhwc(features.f1))
         hid, r1, r2, r3, r4 = self.decoder(f.small, f.f1, f.f2, f.f3, f.f4, r1, r2, r3, r4, f.bt)
         return Coarse(f.src, f.small, self.project_mat(hid), hid, f.bt), r1, r2, r3, r4
 
