@@ -211,7 +211,11 @@ def main() -> None:
         lines.append(f"| {form}: end-to-end time / (model time + codec time) (target <= 1.2) | "
                      f"{ideal / e2e_fps[form]:.2f} |")
     lines.append("")
-    (REPO / "benchmarks" / "speed.md").write_text("\n".join(lines))
+    table = REPO / "benchmarks" / "speed.md"
+    # the hand-written notes below the tables (what was tried, why) survive a rerun
+    old = table.read_text() if table.exists() else ""
+    notes = old[old.index("\n## Notes"):].lstrip("\n") if "\n## Notes" in old else ""
+    table.write_text("\n".join(lines) + ("\n" + notes if notes else ""))
     print("\n".join(lines))
     shutil.rmtree(work, ignore_errors=True)
 

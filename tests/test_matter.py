@@ -133,3 +133,15 @@ def test_encoded_features_give_the_same_matte(matter, clip):
     rest, state = matter.step_coarse(features.frames(1, 3), state)
     assert torch.allclose(torch.cat([matter.refine(first).alpha, matter.refine(rest).alpha]),
                           matter.refine(direct).alpha, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_cuda_fp16_agrees_with_cpu_fp32(matter, clip):
+    """The CUDA path (fp16, NHWC, pinned uploads, chunks of 4) against the CPU reference path."""
+    gpu = Matter(device="cuda")
+    assert gpu.dtype == torch.float16
+    gpu_alpha = np.concatenate([gpu(clip[i:i + 4]).alpha_uint8() for i in range(0, len(clip), 4)])
+    matter.reset()
+    cpu_alpha = np.concatenate([matter(frame).alpha_uint8() for frame in clip])
+    diff = np.abs(gpu_alpha.astype(int) - cpu_alpha)
+    assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 8

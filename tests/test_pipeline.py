@@ -9,6 +9,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import moving_clip
 from tests.io.conftest import audio_span, make_clip, stream_info
@@ -291,3 +292,12 @@ def test_separate_encoder_stage_failure_leaves_nothing(clip, matter, tmp_path, m
     with pytest.raises(OutputError, match="space"):
         matte_video(clip, tmp_path / "out.webm", matter=matter)
     assert list(tmp_path.iterdir()) == [clip]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_cuda_pipeline_writes_the_clip(clip, tmp_path):
+    out = matte_video(clip, tmp_path / "gpu.webm", matter=Matter(device="cuda"))
+    frames = np.stack(list(read_webm_alpha_frames(out)))
+    assert frames.shape == (FRAMES, 144, 192, 4)
+    assert frames[:, 100:, 40:90, 3].mean() > 200 and frames[:, :10, -10:, 3].mean() < 30
+    assert _times(out) == pytest.approx(_times(clip), abs=1e-3)

@@ -11,7 +11,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import cv2
 import numpy as np
@@ -27,6 +27,8 @@ from .io import VideoFrame, VideoReader, open_writer, output_form
 from .matter import Matter
 from .model.network import Coarse, Features
 from .temporal import AlphaSmoother, SceneCutDetector, split_at_cuts
+
+T = TypeVar("T")
 
 #: Default passes of a shot's first frame that prime the recurrent state (benchmarks/video_quality.md).
 WARMUP_PASSES = 4
@@ -249,7 +251,8 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
 
 
 @contextmanager
-def _optional_consumer(consume, wanted: bool, name: str) -> Iterator[BackgroundConsumer | None]:
+def _optional_consumer(consume: Callable[[T], None], wanted: bool, name: str
+                       ) -> Iterator[BackgroundConsumer[T] | None]:
     """A BackgroundConsumer of `consume` when `wanted`, else None (the caller calls it inline)."""
     if not wanted:
         yield None

@@ -22,18 +22,19 @@ def to_device(array: np.ndarray, device: torch.device) -> Tensor:
     host = torch.from_numpy(np.ascontiguousarray(array))
     if device.type == "cuda":
         # pin_memory() copies into a page-locked block, so the upload below is a queued DMA
-        # and the decoding thread goes on with the next frames at once
+        # and the calling thread goes on at once
         return host.pin_memory().to(device, non_blocking=True)
     return host.to(device)
 
 
 def to_host(tensor: Tensor) -> np.ndarray:
-    """`tensor` as a numpy array in host memory; waits only for the work `tensor` depends on.
+    """`tensor` as a C-ordered numpy array in host memory.
 
-    On CUDA the download goes into a pinned block and an event recorded after it is waited
-    for, not the whole device, so other threads' queued work does not have to drain first.
+    On CUDA the download goes into a pinned block, and an event recorded right after it is
+    waited for rather than the whole device: work that other threads queue after it does not
+    hold up this thread.
     """
-    tensor = tensor.detach().contiguous()  # writers and encoders take C-ordered arrays
+    tensor = tensor.detach().contiguous()  # reordered on the device, before the copy
     if tensor.device.type != "cuda":
         return tensor.cpu().numpy()
     host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)

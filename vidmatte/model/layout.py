@@ -1,4 +1,4 @@
-"""Memory layout on CPU: the network runs channels-last (NHWC) there.
+"""Memory layout: the network runs channels-last (NHWC) on CPU and CUDA (`network.prefers_channels_last`).
 
 oneDNN's 3x3 convolutions at the decoder's sizes run ~25% faster on NHWC tensors than on
 NCHW ones, which it reorders on every call (benchmarks/speed.md). That pays only if the
