@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from speed import make_clip  # noqa: E402
+from temporal import cpu_name  # noqa: E402
 
 
 def peak(clip: Path, out: Path, *extra: str) -> tuple[float, float]:
@@ -57,7 +58,7 @@ def main() -> None:
     text = "\n".join([
         "# Peak memory (CPU)",
         "",
-        f"Machine: {platform.machine()}, Python {platform.python_version()}. Command: "
+        f"Machine: {cpu_name()} ({platform.machine()}), Python {platform.python_version()}. Command: "
         f"`python benchmarks/memory.py --short {args.short} --long {args.long} --hd-frames {args.hd_frames}`. "
         "Peak = max RSS of the whole `vidmatte` process (GNU time), auto downsample ratio.",
         "",

@@ -153,6 +153,9 @@ def main() -> None:
         return
     if shutil.which("time") is None and not Path("/usr/bin/time").exists():
         sys.exit("needs GNU time (/usr/bin/time) for peak memory: apt-get install time")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from temporal import cpu_name
+
     forms = args.forms.split(",")
     work = Path(tempfile.mkdtemp(prefix="vidmatte-bench-"))
     clip = work / "clip.mp4"
@@ -191,7 +194,7 @@ def main() -> None:
     lines = [
         f"# Speed: {args.frames}-frame 1280x720 clip, downsample ratio {args.ratio}, CPU",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
+        f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, Python {platform.python_version()}. "
         f"Command: `python benchmarks/speed.py --frames {args.frames} --ratio {args.ratio}`. "
         "Each row is its own process, peak is its max RSS. vidmatte's rows time the work itself "
         "(after imports and model load); the two CLI rows are whole-process wall time, start-up included, "
