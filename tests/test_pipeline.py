@@ -301,3 +301,19 @@ def test_cuda_pipeline_writes_the_clip(clip, tmp_path):
     assert frames.shape == (FRAMES, 144, 192, 4)
     assert frames[:, 100:, 40:90, 3].mean() > 200 and frames[:, :10, -10:, 3].mean() < 30
     assert _times(out) == pytest.approx(_times(clip), abs=1e-3)
+
+
+def test_upload_ahead_gives_the_same_coarse_mattes_as_encode_ahead(matter, person):
+    """The GPU arrangement of the decoding thread (frames uploaded ahead, encoded later) against
+    the CPU one (encoded ahead), on the CPU: the same network outputs, chunk for chunk."""
+    from vidmatte.io import VideoFrame
+    from vidmatte.pipeline import _coarse_mattes
+
+    frames = [VideoFrame(rgb, i, Fraction(1, 24)) for i, rgb in enumerate(person)]
+    runs = []
+    for ahead in (True, False):
+        matter.reset()
+        runs.append([c.y.clone() for c, *_ in _coarse_mattes(frames, matter, 2, warmup=2, encode_ahead=ahead)])
+    assert len(runs[0]) == len(runs[1]) == FRAMES // 2
+    for a, b in zip(*runs):
+        assert (a - b).abs().max() < 1e-5

@@ -135,27 +135,31 @@ def _coarse_mattes(frames: Iterable[VideoFrame], matter: Matter, chunk_size: int
     """
     size = chunk_size or default_chunk_size(matter.device)
     # On CPU the stateless encoder runs on the decoding thread, ahead of the recurrent decoder:
-    # three stages instead of two keep both cores busy (benchmarks/speed.md). GPUs gain nothing.
+    # three stages instead of two keep both cores busy (benchmarks/speed.md). A GPU gains
+    # nothing from that, but the decoding thread uploads the frames there, so pinning and
+    # copying them overlaps the network's work on the previous chunk.
     if encode_ahead is None:
         encode_ahead = matter.device.type == "cpu"
 
-    def decoded() -> Iterator[tuple[list[VideoFrame], np.ndarray, Features | None]]:
+    def decoded() -> Iterator[tuple[list[VideoFrame], np.ndarray, Features | torch.Tensor]]:
         for chunk in _chunks(frames, size):
             rgb = np.stack([f.rgb for f in chunk])
-            yield chunk, rgb, matter.encode(rgb) if encode_ahead else None
+            yield chunk, rgb, matter.encode(rgb) if encode_ahead else matter.to_tensor(rgb)
+
+    def part(ready: Features | torch.Tensor, start: int, end: int) -> Features | torch.Tensor:
+        return ready.frames(start, end) if isinstance(ready, Features) else ready[start:end]
 
     first = True
     with closing(background_iter(decoded(), maxsize=QUEUE, name="decode")) as ahead:
-        for chunk, rgb, features in ahead:
+        for chunk, rgb, ready in ahead:
             parts = split_at_cuts(rgb, detector) if detector is not None else [(0, len(chunk), False)]
             for start, end, new_shot in parts:
                 if new_shot:
                     matter.reset()
                 if first or new_shot:
-                    matter.prime(features.frames(start, start + 1) if features is not None else rgb[start], warmup)
+                    matter.prime(part(ready, start, start + 1), warmup)
                     first = False
-                part = features.frames(start, end) if features is not None else rgb[start:end]
-                yield matter.coarse(part), rgb[start:end], chunk[start:end], new_shot
+                yield matter.coarse(part(ready, start, end)), rgb[start:end], chunk[start:end], new_shot
 
 
 def matte_frames(frames: Iterable[VideoFrame], matter: Matter, output_type: str,
