@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from fractions import Fraction
 
 import av
@@ -317,3 +318,20 @@ def test_upload_ahead_gives_the_same_coarse_mattes_as_encode_ahead(matter, perso
     assert len(runs[0]) == len(runs[1]) == FRAMES // 2
     for a, b in zip(*runs):
         assert (a - b).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_stage_settings_are_restored_even_after_an_error(device):
+    """CPU: thread counts per stage; CUDA: cuDNN's algorithm search (a flag, settable without a GPU)."""
+    from vidmatte.pipeline import stage_settings
+
+    before = torch.get_num_threads(), cv2.getNumThreads(), torch.backends.cudnn.benchmark
+    with pytest.raises(KeyboardInterrupt):
+        with stage_settings(torch.device(device)):
+            if device == "cpu":
+                assert torch.get_num_threads() == max(1, (os.cpu_count() or 2) // 2)
+                assert cv2.getNumThreads() == 1
+            else:
+                assert torch.backends.cudnn.benchmark
+            raise KeyboardInterrupt
+    assert (torch.get_num_threads(), cv2.getNumThreads(), torch.backends.cudnn.benchmark) == before

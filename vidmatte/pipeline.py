@@ -63,13 +63,24 @@ def default_chunk_size(device: torch.device) -> int:
 
 
 @contextmanager
-def cpu_stage_threads(device: torch.device) -> Iterator[None]:
-    """On CPU, give each of the two model stages half the cores for the run, then restore.
+def stage_settings(device: torch.device) -> Iterator[None]:
+    """Process-wide settings for one video run on `device`, restored afterwards.
 
-    The recurrent half and the full-resolution half run on separate threads; each sharing one
-    torch pool of all cores made them fight: 9.8 -> 15.0 frames/s at 720p on 2 cores
-    (benchmarks/speed.md). Torch's thread count is process-wide, hence set and restored here.
+    CPU: each of the two model stages gets half the cores. The recurrent half and the
+    full-resolution half run on separate threads; each sharing one torch pool of all cores
+    made them fight: 9.8 -> 15.0 frames/s at 720p on 2 cores (benchmarks/speed.md). Torch's
+    thread count is process-wide, hence set and restored here.
+    CUDA: cuDNN times its convolution algorithms once per shape and keeps the fastest; every
+    frame of a clip has the same shape, so the search pays for itself within a few frames.
     """
+    if device.type == "cuda":
+        before_benchmark = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = True
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.benchmark = before_benchmark
+        return
     if device.type != "cpu":
         yield
         return
@@ -238,8 +249,8 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
         for picture, frame in zip(*item):
             writer.write(picture, frame.pts)
 
-    # the thread setting is entered first and left last: it changes only while no worker runs
-    with cpu_stage_threads(matter.device), \
+    # the settings are entered first and left last: they change only while no worker runs
+    with stage_settings(matter.device), \
             open_writer(output, width=clip.width, height=clip.height, frame_rate=clip.frame_rate,
                         time_base=clip.time_base, alpha=output_type == "rgba", audio_from=clip.audio_from,
                         quality=options.quality, overwrite=options.overwrite) as writer, \
