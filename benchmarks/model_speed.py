@@ -10,7 +10,6 @@ Usage: python benchmarks/model_speed.py [--reference .cache/reference/video_matt
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +23,9 @@ sys.path.insert(0, str(REPO))
 
 from vidmatte import load_model  # noqa: E402
 from vidmatte.convert import read_reference_onnx  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from temporal import cpu_name  # noqa: E402
 
 
 def main() -> None:
@@ -74,7 +76,7 @@ def main() -> None:
     text = "\n".join([
         f"# Model-only speed, {h}x{w} at downsample ratio {args.ratio} (CPU, fp32)",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"Machine: {cpu_name()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, onnxruntime {ort.__version__}.",
         f"Command: `python benchmarks/model_speed.py --size {args.size} --ratio {args.ratio} "
         f"--rounds {args.rounds} --frames {args.frames}`",
