@@ -240,10 +240,7 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
                     smoother.reset()
                 matte = smoother(matte, rgb)
             pictures = render(matte, output_type, rgb, background)
-        if encoder is not None:
-            encoder.put((pictures, chunk))
-        else:
-            encode_pictures((pictures, chunk))
+        encode((pictures, chunk))
 
     def encode_pictures(item: tuple[np.ndarray, list[VideoFrame]]) -> None:
         for picture, frame in zip(*item):
@@ -256,7 +253,7 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
                         quality=options.quality, overwrite=options.overwrite) as writer, \
             tqdm(total=clip.frame_count, unit="frame", disable=not progress, dynamic_ncols=True,
                  desc=clip.name) as bar, \
-            _optional_consumer(encode_pictures, separate_encoder_stage(matter.device), "encode") as encoder, \
+            _maybe_in_background(encode_pictures, separate_encoder_stage(matter.device), "encode") as encode, \
             BackgroundConsumer(write_chunk, maxsize=QUEUE, name="render") as sink:
         # closing(): on an error or Ctrl-C the decoding thread is stopped here and now, not when
         # the interpreter shuts down (where joining a thread can hang)
@@ -267,14 +264,14 @@ def write_clip(frames: Iterable[VideoFrame], output: str | Path, clip: ClipSpec,
 
 
 @contextmanager
-def _optional_consumer(consume: Callable[[T], None], wanted: bool, name: str
-                       ) -> Iterator[BackgroundConsumer[T] | None]:
-    """A BackgroundConsumer of `consume` when `wanted`, else None (the caller calls it inline)."""
+def _maybe_in_background(consume: Callable[[T], None], wanted: bool, name: str) -> Iterator[Callable[[T], None]]:
+    """What to call with each item: `consume` itself, or when `wanted` the `put` of a
+    BackgroundConsumer running it on a thread of its own."""
     if not wanted:
-        yield None
+        yield consume
         return
     with BackgroundConsumer(consume, maxsize=QUEUE, name=name) as consumer:
-        yield consumer
+        yield consumer.put
 
 
 def matte_video(source: str | Path, output: str | Path | None = None, *, matter: Matter | None = None,

@@ -65,7 +65,6 @@ def load_model(device: str | torch.device = "cpu", dtype: torch.dtype = torch.fl
     layout (None: the device's default, `prefers_channels_last`); results are the same.
     """
     from .model import MattingNetwork
-    from .model.network import prefers_channels_last
 
     device = torch.device(device)
     model = MattingNetwork()
@@ -73,8 +72,7 @@ def load_model(device: str | torch.device = "cpu", dtype: torch.dtype = torch.fl
     model.load_state_dict(load_state_dict(weights, sha256=sha))
     model.channels_last = channels_last
     model = model.eval().to(device=device, dtype=dtype)
-    nhwc = prefers_channels_last(device) if channels_last is None else channels_last
-    if nhwc and device.type != "cpu":
+    if model.uses_channels_last(device) and device.type != "cpu":
         # NHWC weights too, or cuDNN reorders each filter on every call; on CPU oneDNN keeps its
         # own reordered copy and NHWC weights measured no faster (benchmarks/speed.md)
         model = model.to(memory_format=torch.channels_last)

@@ -87,8 +87,9 @@ class MattingNetwork(nn.Module):
         #: run the convolutions NHWC: True, False, or None for the device's default (`prefers_channels_last`)
         self.channels_last: bool | None = None
 
-    def _nhwc(self, x: Tensor) -> bool:
-        return prefers_channels_last(x.device) if self.channels_last is None else self.channels_last
+    def uses_channels_last(self, device: torch.device) -> bool:
+        """Whether the convolutions run NHWC on `device`: `channels_last`, or the device's default."""
+        return prefers_channels_last(device) if self.channels_last is None else self.channels_last
 
     def forward(self, src: Tensor, r1: Tensor | None = None, r2: Tensor | None = None,
                 r3: Tensor | None = None, r4: Tensor | None = None,
@@ -118,7 +119,7 @@ class MattingNetwork(nn.Module):
             x = src_f if src_f.is_floating_point() else src_f.to(self.project_mat.weight.dtype).div_(255)
             # scale-based (not size-based) resize, so output size and sampling grid match the reference
             small = x if downsample_ratio == 1 else scale_bilinear(x, downsample_ratio)
-        nhwc = self._nhwc(small)
+        nhwc = self.uses_channels_last(small.device)
         small = channels_last(small) if nhwc else small.contiguous()  # see layout
         f1, f2, f3, f4 = self.backbone(small)
         features = Features(src_f, small, f1, f2, f3, self.aspp(f4), bt)
@@ -127,7 +128,7 @@ class MattingNetwork(nn.Module):
     def decode(self, features: Features, r1: Tensor | None = None, r2: Tensor | None = None,
                r3: Tensor | None = None, r4: Tensor | None = None) -> tuple[Coarse, Tensor, Tensor, Tensor, Tensor]:
         """The recurrent decoder and projection: everything that must run frame after frame."""
-        f = _decoder_layout(features, self._nhwc(features.f1))
+        f = _decoder_layout(features, self.uses_channels_last(features.f1.device))
         hid, r1, r2, r3, r4 = self.decoder(f.small, f.f1, f.f2, f.f3, f.f4, r1, r2, r3, r4, f.bt)
         return Coarse(f.src, f.small, self.project_mat(hid), hid, f.bt), r1, r2, r3, r4
 
