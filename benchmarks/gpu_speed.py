@@ -37,9 +37,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -197,7 +197,8 @@ def pipeline_rows(device: torch.device, height: int, width: int, ratio: float, c
     from vidmatte import Matter
     from vidmatte.compose import make_background, render
     from vidmatte.io import VideoReader, open_writer
-    from vidmatte.pipeline import VideoOptions, default_chunk_size, matte_video
+    from vidmatte.pipeline import VideoOptions, matte_video
+    from vidmatte.plan import plan_run
 
     work = Path(tempfile.mkdtemp(prefix="vidmatte-gpu-bench-"))
     try:
@@ -213,7 +214,7 @@ def pipeline_rows(device: torch.device, height: int, width: int, ratio: float, c
         decode_s = time.perf_counter() - t0
         rows.append({"job": "decode alone (H.264 -> RGB)", "seconds": decode_s})
         rgb = np.stack([d[0] for d in decoded])
-        chunk = default_chunk_size(matter.device)
+        chunk = plan_run(matter, (height, width)).chunk_size
 
         made: dict[str, tuple[float, list[np.ndarray]]] = {}  # webm and mov take the same rgba pictures
 
@@ -247,7 +248,7 @@ def pipeline_rows(device: torch.device, height: int, width: int, ratio: float, c
             encode_s = time.perf_counter() - start
             rows.append({"job": f"encode alone -> {form}", "form": form, "seconds": encode_s})
             start = time.perf_counter()
-            matte_video(clip, work / name, matter=matter, options=VideoOptions(overwrite=True))
+            matte_video(clip, work / name, engine=matter, options=VideoOptions(overwrite=True))
             e2e_s = time.perf_counter() - start
             slowest = max(decode_s, model_s, encode_s)
             rows.append({"job": f"vidmatte end to end -> {form}", "form": form, "seconds": e2e_s,

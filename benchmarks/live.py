@@ -72,9 +72,9 @@ def main() -> None:
             clip = make_camera_clip(Path(tmp) / f"camera_{width}x{height}.mp4", width, height, args.seconds)
             for record in ([False] if args.no_record else [False, True]):
                 # warm up at this size (first calls allocate), then measure a fresh live run
-                run_live(CameraSource(clip, realtime=False), matter=matter, window=False, max_frames=3)
+                run_live(CameraSource(clip, realtime=False), engine=matter, window=False, max_frames=3)
                 output = Path(tmp) / "rec.webm" if record else None
-                stats = run_live(CameraSource(clip), matter=matter, window=False, background="checker",
+                stats = run_live(CameraSource(clip), engine=matter, window=False, background="checker",
                                  output=output, overwrite=True)
                 row = (f"{width}x{height}" + (" + webm" if record else ""), stats)
                 rows.append(row)

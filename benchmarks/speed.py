@@ -65,12 +65,12 @@ def job_model(clip: str, ratio: float) -> dict:
 
     from vidmatte import Matter
     from vidmatte.io import VideoReader
-    from vidmatte.pipeline import default_chunk_size
+    from vidmatte.plan import plan_run
 
     with VideoReader(clip) as reader:
         frames = np.stack([f.rgb for f in reader])
     matter = Matter(device="cpu", downsample_ratio=ratio)
-    chunk = default_chunk_size(matter.device)
+    chunk = plan_run(matter, frames.shape[1:3]).chunk_size
     matter(frames[:chunk])
     matter.reset()
     t0 = time.perf_counter()
@@ -112,7 +112,7 @@ def job_vidmatte(clip: str, out: str, ratio: float) -> dict:
 
     matter = Matter(device="cpu", downsample_ratio=ratio)
     t0 = time.perf_counter()
-    matte_video(clip, out, matter=matter, options=VideoOptions(overwrite=True))
+    matte_video(clip, out, engine=matter, options=VideoOptions(overwrite=True))
     return {"seconds": time.perf_counter() - t0}
 
 

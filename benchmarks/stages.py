@@ -28,10 +28,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from speed import make_clip  # noqa: E402
 from temporal import cpu_name  # noqa: E402
+
 from vidmatte import Matter  # noqa: E402
 from vidmatte.compose import make_background, render  # noqa: E402
-from vidmatte.fused_render import FusedRenderer  # noqa: E402
 from vidmatte.io import VideoReader, open_writer  # noqa: E402
+from vidmatte.pipeline.fused import FusedRenderer  # noqa: E402
 
 
 def main() -> None:

@@ -18,9 +18,9 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -32,11 +32,18 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from temporal import cpu_name  # noqa: E402  (one helper for all benchmark headers)
+
 from vidmatte import Matter  # noqa: E402
 from vidmatte.edges import refine_edges  # noqa: E402
 from vidmatte.stills import converge, matte_still, read_image  # noqa: E402
-from vidmatte.stills.converge import (DEFAULT_MAX_PASSES, DEFAULT_TOL, STILL_PIXELS, converge_coarse,  # noqa: E402
-                                      refine_in_strips, still_scale)
+from vidmatte.stills.converge import (  # noqa: E402
+    DEFAULT_MAX_PASSES,
+    DEFAULT_TOL,
+    STILL_PIXELS,
+    converge_coarse,
+    refine_in_strips,
+    still_scale,
+)
 
 DEFAULT_EVAL = REPO.parent / "shared" / "eval"
 
@@ -108,9 +115,9 @@ def still_bilinear(passes: int = DEFAULT_MAX_PASSES, tol: float = DEFAULT_TOL) -
         src = matter.to_tensor(rgb)
         small = src if scale >= 1 else F.interpolate(src, scale_factor=scale, mode="bilinear", align_corners=False,
                                                      recompute_scale_factor=False)
-        coarse, n, _ = converge_coarse(matter.model, small, passes, tol)
-        ab = matter.model.refiner.coefficients(small, coarse.y, coarse.hid)
-        return Outcome(refine_in_strips(matter.model, ab, rgb)[0], n)
+        coarse, n, _ = converge_coarse(matter, small, passes, tol)
+        ab = matter.guided_coefficients(coarse)
+        return Outcome(refine_in_strips(ab, rgb)[0], n)
     return run
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import temporal  # noqa: E402  (the synthetic clips and the metrics)
+
 from vidmatte import Matter  # noqa: E402
 
 EVAL = temporal.EVAL

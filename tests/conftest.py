@@ -52,3 +52,12 @@ def moving_clip(image: np.ndarray, height: int, width: int, frames: int, seed: i
         crop = base[2 * t: 2 * t + height, 3 * t: 3 * t + width].astype(np.int16)
         out[t] = np.clip(crop + rng.integers(-3, 4, crop.shape), 0, 255)
     return out
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """One CPU engine (the bundled weights, auto ratio) for the whole session; tests that depend
+    on its state reset it (the pipeline does so itself)."""
+    from vidmatte import MattingEngine
+
+    return MattingEngine(device="cpu")

@@ -23,5 +23,5 @@ def test_converter_refuses_a_graph_of_another_shape(reference_onnx):
     # drop the first conv: every later pairing is off by one and must be caught
     first = next(i for i, n in enumerate(model.graph.node) if n.op_type == "Conv")
     del model.graph.node[first]
-    with pytest.raises(ValueError, match="convolutions|does not match"):
+    with pytest.raises(ValueError, match=r"convolutions|does not match"):
         convert(model.SerializeToString())

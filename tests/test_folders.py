@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,18 +13,18 @@ import pytest
 
 from tests.conftest import moving_clip
 from tests.io.conftest import make_clip
-from vidmatte import InputError, Matter
-from vidmatte.folders import (default_folder_output, default_sequence_output, matte_folder, matte_sequence,
-                              plan_folder, sequence_frames)
+from vidmatte import InputError, MatteOptions
+from vidmatte.folders import matte_folder, matte_sequence, plan_folder
 from vidmatte.io import read_webm_alpha_frames
-from vidmatte.pipeline import VideoOptions
+from vidmatte.io.formats import default_output
+from vidmatte.io.sources import sequence_frames
 
 SIZE = 128
 
 
 @pytest.fixture(scope="module")
-def matter():
-    return Matter(device="cpu")
+def matter(engine):
+    return engine
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def files_under(folder):
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-def test_folder_of_images_and_videos(tmp_path, portrait, sample_rgb, matter):
+def test_folder_of_images_and_videos(tmp_path, portrait, sample_rgb, matter, caplog):
     src = tmp_path / "shoot"
     save_rgb(src / "a.jpg", portrait)
     save_rgb(src / "day2" / "b.png", portrait[:, ::-1])
@@ -55,10 +56,11 @@ def test_folder_of_images_and_videos(tmp_path, portrait, sample_rgb, matter):
     (src / "notes.txt").write_text("not media")
     (src / ".DS_Store").write_bytes(b"hidden")
     make_clip(src / "day2" / "clip.mp4", images=moving_clip(sample_rgb, 96, 128, frames=3))
-    notices = []
-    summary = matte_folder(src, matter=matter, passes=4, notify=notices.append)
+    with caplog.at_level(logging.WARNING, logger="vidmatte"):
+        summary = matte_folder(src, engine=matter, options=MatteOptions(passes=4))
+    notices = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
-    out = default_folder_output(src)
+    out = default_output(src, "folder")
     assert out == tmp_path / "shoot_matte"
     assert files_under(out) == ["a.png", "day2/b.png", "day2/clip.webm"]
     assert [p.name for p, _ in summary.done] == ["a.jpg", "b.png", "clip.mp4"]
@@ -83,10 +85,10 @@ def test_rerun_without_overwrite_reports_existing_outputs(tmp_path, portrait, ma
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.png").write_bytes(b"keep me")
-    summary = matte_folder(src, out, matter=matter, passes=2, notify=lambda m: None)
+    summary = matte_folder(src, out, engine=matter, options=MatteOptions(passes=2))
     assert [p.name for p, _ in summary.done] == ["b.png"]
     assert "exists" in summary.failed[0][1] and (out / "a.png").read_bytes() == b"keep me"
-    summary = matte_folder(src, out, matter=matter, passes=2, overwrite=True, notify=lambda m: None)
+    summary = matte_folder(src, out, engine=matter, options=MatteOptions(passes=2, overwrite=True))
     assert summary.ok and rgba(out / "a.png").shape == (SIZE, SIZE, 4)
 
 
@@ -104,9 +106,9 @@ def test_plan_keeps_colliding_names_apart_and_skips_the_output_inside(tmp_path):
 def test_default_names_of_the_current_folder(tmp_path, monkeypatch):
     (tmp_path / "shots").mkdir()
     monkeypatch.chdir(tmp_path / "shots")
-    assert default_folder_output(".").resolve() == tmp_path / "shots_matte"
-    assert default_sequence_output("./").resolve() == tmp_path / "shots_matte.webm"
-    assert default_folder_output("shots/") == Path("shots_matte")
+    assert default_output(".", "folder").resolve() == tmp_path / "shots_matte"
+    assert default_output("./", "sequence").resolve() == tmp_path / "shots_matte.webm"
+    assert default_output("shots/", "folder") == Path("shots_matte")
 
 
 def test_folder_without_media_is_an_error(tmp_path):
@@ -132,8 +134,8 @@ def numbered_frames(tmp_path, sample_rgb):
 def test_sequence_is_numeric_order_at_the_given_rate(numbered_frames, matter):
     names = [p.name for p in sequence_frames(numbered_frames)]
     assert names == [f"{i}.png" for i in range(1, 12)]  # 2 before 10
-    out = matte_sequence(numbered_frames, fps=Fraction(30000, 1001), matter=matter)
-    assert out == default_sequence_output(numbered_frames) == numbered_frames.with_name("frames_matte.webm")
+    out = matte_sequence(numbered_frames, engine=matter, options=MatteOptions(fps=Fraction(30000, 1001)))
+    assert out == default_output(numbered_frames, "sequence") == numbered_frames.with_name("frames_matte.webm")
     frames = np.stack(list(read_webm_alpha_frames(out)))
     assert frames.shape == (11, 96, 128, 4)
     body = frames[:, 70:, 40:80]
@@ -147,8 +149,8 @@ def test_sequence_is_numeric_order_at_the_given_rate(numbered_frames, matter):
 
 
 def test_sequence_to_png_folder_with_composite(numbered_frames, tmp_path, matter):
-    out = matte_sequence(numbered_frames, str(tmp_path / "comp") + "/", fps=Fraction(25), matter=matter,
-                         options=VideoOptions(output_type="composite", background="blue"))
+    out = matte_sequence(numbered_frames, str(tmp_path / "comp") + "/", engine=matter,
+                         options=MatteOptions(output_type="composite", background="blue", fps=Fraction(25)))
     names = sorted(p.name for p in out.iterdir())
     assert len(names) == 11
     first = cv2.cvtColor(cv2.imread(str(out / names[0])), cv2.COLOR_BGR2RGB)
@@ -157,6 +159,6 @@ def test_sequence_to_png_folder_with_composite(numbered_frames, tmp_path, matter
 
 def test_sequence_with_a_frame_of_another_size_writes_nothing(numbered_frames, tmp_path, matter):
     save_rgb(numbered_frames / "12.png", np.zeros((50, 50, 3), np.uint8))
-    with pytest.raises(InputError, match="12.png is 50x50 but the sequence is 128x96"):
-        matte_sequence(numbered_frames, tmp_path / "x.webm", matter=matter)
+    with pytest.raises(InputError, match=r"12\.png is 50x50 but the sequence is 128x96"):
+        matte_sequence(numbered_frames, tmp_path / "x.webm", engine=matter)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".x.webm", "x.webm"))]

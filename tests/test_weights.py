@@ -43,5 +43,5 @@ def test_wrong_hash(tmp_path):
 
 def test_env_override(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDMATTE_WEIGHTS", str(tmp_path / "elsewhere.pt"))
-    with pytest.raises(WeightsError, match="elsewhere.pt"):
+    with pytest.raises(WeightsError, match=r"elsewhere\.pt"):
         load_model()

@@ -1,30 +1,47 @@
-"""Command line: parse options, call the library, turn user errors into one line and an exit code."""
+"""Command line: parse options, call `vidmatte.api.matte_path`, turn user errors into one line and an exit code.
+
+Nothing heavy is imported until a run starts, so `vidmatte --help` answers at once.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
-from .compose import OUTPUT_TYPES
-from .errors import FolderFailures, InputError, VidmatteError
-from .pipeline import WARMUP_PASSES
+from .errors import FolderFailures, VidmatteError
+from .io.formats import OUTPUT_TYPES
+from .options import STILL_PASSES, WARMUP_PASSES, MatteOptions, Progress, log
 
+if TYPE_CHECKING:
+    from .api import MatteResult
 
-def _ratio(value: str) -> float | str:
+def _ratio(ctx: click.Context, param: click.Parameter, value: str) -> float | str:
     if value == "auto":
         return value
     try:
         ratio = float(value)
     except ValueError:
-        raise click.BadParameter("use 'auto' or a number in (0, 1]") from None
+        raise click.BadParameter(f"{value!r} is not a number; use 'auto' or a number in (0, 1]") from None
     if not 0 < ratio <= 1:
-        raise click.BadParameter("use 'auto' or a number in (0, 1]")
+        raise click.BadParameter(f"{value} is not in (0, 1]; use 'auto' or a number in (0, 1]")
     return ratio
+
+
+def _fps(ctx: click.Context, param: click.Parameter, value: str) -> Fraction:
+    try:
+        rate = Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"{value!r} is not a frame rate; use e.g. 25 or 30000/1001") from None
+    if not 0 < rate <= 1000:
+        raise click.BadParameter(f"{value} is not a frame rate between 0 and 1000")
+    return rate
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,7 +55,7 @@ def _ratio(value: str) -> float | str:
 @click.option("--background", default=None,
               help="For composites: a colour (name, #rrggbb), an image, a video (looped), or 'blur' "
                    "[default: green; live: checker, which is live-only].")
-@click.option("--downsample-ratio", default="auto", show_default=True,
+@click.option("--downsample-ratio", default="auto", show_default=True, callback=_ratio,
               help="Fraction of the input size the network runs at; auto = min(1, 512/longest side).")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
@@ -48,9 +65,8 @@ def _ratio(value: str) -> float | str:
 @click.option("--smooth", is_flag=True, help="Temporal smoothing of the alpha where the picture is still.")
 @click.option("--smooth-strength", type=click.FloatRange(0, 1, max_open=True), default=0.94, show_default=True,
               help="Weight of the past at a perfectly still pixel (tuned in benchmarks/temporal.md).")
-@click.option("--warmup", type=click.IntRange(min=0), default=None,
-              help="Video: passes of each shot's first frame that prime the network's memory before output "
-                   "[default: %d; 0 = off]." % WARMUP_PASSES)
+@click.option("--warmup", type=click.IntRange(min=0), default=WARMUP_PASSES, show_default=True,
+              help="Video: passes of each shot's first frame that prime the network's memory before output; 0 = off.")
 @click.option("--refine/--no-refine", default=None,
               help="Closed-form matting in the edge band (full resolution for images, half for video), foreground "
                    "colour re-estimated there [default: on for images, off for video (slow, see "
@@ -58,19 +74,20 @@ def _ratio(value: str) -> float | str:
 @click.option("--no-scene-reset", is_flag=True, help="Keep the recurrent state across detected hard cuts.")
 @click.option("--webcam", is_flag=True, help="Live preview from a camera with the background replaced.")
 @click.option("--camera", help="Live source: camera index N, /dev/videoX, or a video file (implies --webcam).")
+@click.option("--every-frame", is_flag=True,
+              help="Live mode with a video file as the camera: matte every frame instead of playing it in real "
+                   "time (where frames the matting has no time for are dropped, as with a camera).")
 @click.option("--no-window", is_flag=True, help="Live mode without a window (e.g. with -o rec.webm).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Live mode: stop after N frames.")
 @click.option("--sequence", is_flag=True, help="INPUT is a folder of numbered frames: matte it as one clip.")
-@click.option("--fps", default="25", show_default=True, help="Frame rate of a --sequence (e.g. 25, 30000/1001).")
-@click.option("--passes", type=click.IntRange(min=1), default=None,
-              help="Stills: most network passes over the picture until alpha settles [default: 16; 1 = single pass].")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--fps", default="25", show_default=True, callback=_fps,
+              help="Frame rate of a --sequence (e.g. 25, 30000/1001).")
+@click.option("--passes", type=click.IntRange(min=1), default=STILL_PASSES, show_default=True,
+              help="Stills: most network passes over the picture until alpha settles; 1 = single pass.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notices.")
 @click.version_option(__version__, "--version")
-def cli(input: Path | None, output: str | None, output_type: str | None, background: str | None,
-        downsample_ratio: str, device: str, precision: str, quality: int | None, overwrite: bool,
-        smooth: bool, smooth_strength: float, warmup: int | None, refine: bool | None, no_scene_reset: bool,
-        webcam: bool, camera: str | None,
-        no_window: bool, max_frames: int | None, sequence: bool, fps: str, passes: int | None, quiet: bool) -> None:
+def cli(input: Path | None, output: str | None, quiet: bool, webcam: bool, camera: str | None, sequence: bool,
+        **flags: Any) -> None:
     """Cut the people out of a video, image or folder and write it with an alpha channel.
 
     \b
@@ -83,86 +100,88 @@ def cli(input: Path | None, output: str | None, output_type: str | None, backgro
       vidmatte frames/ --sequence -o clip.mov --fps 30   numbered frames as one clip
       vidmatte --webcam                 live preview (q quit, b background, v view, s snapshot)
     """
-    from .matter import Matter
+    from .api import matte_path
 
-    ratio = _ratio(downsample_ratio)
-    if webcam or camera is not None:
-        _live(camera, output, background, ratio, device, precision, quality, overwrite, no_window, max_frames, quiet,
-              smooth_strength if smooth else None)
-        return
-    from .pipeline import VideoOptions, matte_video
-    from .stills import DEFAULT_MAX_PASSES, is_image_path, matte_image
-
-    if input is None:
+    live = webcam or camera is not None
+    if not live and input is None:
         raise click.UsageError("give an input video, image or folder (or --webcam)")
-    if not input.exists():
-        raise InputError(f"{input} does not exist")
-    options = VideoOptions(output_type=output_type, background=background or "green", quality=quality,
-                           overwrite=overwrite, smooth=smooth_strength if smooth else None,
-                           scene_reset=not no_scene_reset, warmup=WARMUP_PASSES if warmup is None else warmup,
-                           refine=bool(refine))
-    still_refine = refine is None or refine
-    if sequence and not input.is_dir():
-        raise InputError(f"--sequence needs a folder of numbered frames; {input} is a file")
-    matter = Matter(device=device, precision=precision, downsample_ratio=ratio)
-    passes = passes or DEFAULT_MAX_PASSES
-    if input.is_dir() and not sequence:
-        _folder(input, output, matter, options, passes, still_refine, quiet)
-        return
-    if sequence:
-        from .folders import matte_sequence
-
-        written = matte_sequence(input, output, fps=_fps(fps), matter=matter, options=options, progress=not quiet)
-    elif is_image_path(input):
-        written = matte_image(input, output, matter=matter, output_type=output_type, background=background,
-                              passes=passes, refine=still_refine, overwrite=overwrite)
-    else:
-        written = matte_video(input, output, matter=matter, options=options, progress=not quiet)
-    if not quiet:
-        click.echo(f"wrote {written}", err=True)
+    options = _options(flags)
+    with _Reporter(quiet) as reporter:
+        result = matte_path(camera if live else input, output, options, camera=live, sequence=sequence,
+                            progress=reporter.progress)
+    _conclude(result, quiet)
 
 
-def _fps(value: str) -> Fraction:
-    try:
-        rate = Fraction(value)
-    except (ValueError, ZeroDivisionError):
-        raise click.BadParameter(f"{value!r} is not a frame rate; use e.g. 25 or 30000/1001",
-                                 param_hint="--fps") from None
-    if not 0 < rate <= 1000:
-        raise click.BadParameter(f"{value} is not a frame rate between 0 and 1000", param_hint="--fps")
-    return rate
+def _options(flags: dict[str, Any]) -> MatteOptions:
+    """The options object for the flags (one place that maps flag names to options)."""
+    return MatteOptions(
+        output_type=flags["output_type"], background=flags["background"], quality=flags["quality"],
+        overwrite=flags["overwrite"], device=flags["device"], precision=flags["precision"],
+        downsample_ratio=flags["downsample_ratio"], smooth=flags["smooth_strength"] if flags["smooth"] else None,
+        scene_reset=not flags["no_scene_reset"], warmup=flags["warmup"], refine=flags["refine"],
+        passes=flags["passes"], fps=flags["fps"], window=not flags["no_window"], max_frames=flags["max_frames"],
+        realtime=not flags["every_frame"])
 
 
-def _folder(source: Path, output: str | None, matter, options, passes: int, refine: bool, quiet: bool) -> None:
-    from .folders import matte_folder
+def _conclude(result: MatteResult, quiet: bool) -> None:
+    if result.folder is not None:
+        summary = result.folder
+        if summary.failed:
+            raise FolderFailures(f"{len(summary.failed)} of {len(summary.done) + len(summary.failed)} files failed "
+                                 f"(listed above); {summary}")
+        if not quiet:
+            click.echo(str(summary), err=True)
+    elif result.live is not None:
+        if not quiet:
+            click.echo(f"live: {result.live.summary()}", err=True)
+    elif not quiet:
+        click.echo(f"wrote {result.output}", err=True)
 
-    summary = matte_folder(source, output, matter=matter, output_type=options.output_type,
-                           background=options.background, passes=passes, refine=refine, video_options=options,
-                           overwrite=options.overwrite, progress=not quiet)
-    if summary.failed:
-        raise FolderFailures(f"{len(summary.failed)} of {len(summary.done) + len(summary.failed)} files failed "
-                             f"(listed above); {summary}")
-    if not quiet:
-        click.echo(str(summary), err=True)
 
+class _Reporter(logging.Handler):
+    """Progress bars (tqdm, one per kind of work: files, frames, passes, refine) and the library's
+    notices on stderr, written above the bars. Quiet: no bars, warnings only."""
 
-def _live(camera: str | None, output: str | None, background: str | None, ratio: float | str, device: str,
-          precision: str, quality: int | None, overwrite: bool, no_window: bool, max_frames: int | None,
-          quiet: bool, smooth: float | None) -> None:
-    from .io.camera import CameraSource
-    from .live import run_live
-    from .matter import Matter
+    def __init__(self, quiet: bool) -> None:
+        super().__init__(logging.WARNING if quiet else logging.INFO)
+        self.quiet = quiet
+        self._bars: dict[str, Any] = {}
 
-    matter = Matter(device=device, precision=precision, downsample_ratio=ratio)
-    from .temporal import AlphaSmoother
+    def __enter__(self) -> _Reporter:
+        log.addHandler(self)
+        log.setLevel(logging.INFO)
+        log.propagate = False  # said here once, not again by a root handler
+        return self
 
-    smoother = AlphaSmoother(smooth) if smooth else None
-    stats = run_live(CameraSource(camera if camera is not None else 0), matter=matter, output=output,
-                     smoother=smoother,
-                     background=background or "checker", window=not no_window, max_frames=max_frames,
-                     overwrite=overwrite, quality=quality)
-    if not quiet:
-        click.echo(f"live: {stats.summary()}", err=True)
+    def __exit__(self, *exc: object) -> None:
+        log.removeHandler(self)
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"vidmatte: {record.getMessage()}", file=sys.stderr)
+
+    def progress(self, report: Progress) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        bar = self._bars.get(report.task)
+        if bar is not None and (report.done < bar.n or bar.desc != report.name):  # a new file or run
+            bar.close()
+            bar = None
+        if bar is None:
+            unit = {"files": "file", "frames": "frame", "passes": "pass"}.get(report.task, "step")
+            bar = self._bars[report.task] = tqdm(total=report.total, unit=unit, desc=report.name,
+                                                 dynamic_ncols=True, leave=report.task in ("files", "frames"))
+        bar.total = report.total
+        bar.update(report.done - bar.n)
+        if report.total is not None and report.done >= report.total:
+            bar.close()
+            del self._bars[report.task]
 
 
 def _fewer_malloc_arenas() -> None:

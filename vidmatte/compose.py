@@ -6,8 +6,9 @@ engine's device so a GPU run never round-trips full-size floats through the CPU.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -15,17 +16,15 @@ import torch
 from torch import Tensor
 
 from .errors import InputError
-from .matter import Matte
+from .io.formats import OUTPUT_TYPES, is_image_path
 from .transfer import to_device, to_host
-
-OUTPUT_TYPES = ("rgba", "alpha", "foreground", "composite")
+from .types import Matte
 
 NAMED_COLORS = {
     "green": (0, 255, 0), "blue": (0, 0, 255), "red": (255, 0, 0), "black": (0, 0, 0),
     "white": (255, 255, 255), "grey": (128, 128, 128), "gray": (128, 128, 128),
     "magenta": (255, 0, 255), "yellow": (255, 255, 0), "cyan": (0, 255, 255),
 }
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def parse_color(spec: str) -> tuple[int, int, int] | None:
@@ -76,10 +75,13 @@ def _to_tensor(frames: np.ndarray, device: torch.device, dtype: torch.dtype) -> 
 
 class ImageBackground:
     def __init__(self, path: Path, width: int, height: int, device: torch.device, dtype: torch.dtype) -> None:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise InputError(f"background image {path} cannot be read; give a PNG/JPEG file, a colour or 'blur'")
-        self.image = _to_tensor(cover(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), width, height), device, dtype)
+        from .io.images import read_image
+
+        try:
+            picture = read_image(path)
+        except InputError as error:
+            raise InputError(f"background image: {error}; give a PNG/JPEG file, a colour or 'blur'") from None
+        self.image = _to_tensor(cover(picture.rgb8(), width, height), device, dtype)
 
     def for_frames(self, frames: np.ndarray) -> Tensor:
         return self.image
@@ -93,11 +95,11 @@ class VideoBackground:
         self._frames = self._loop()
 
     def _loop(self) -> Iterator[np.ndarray]:
-        from .io import VideoReader
+        from .io.sources import open_source
 
         while True:
-            with VideoReader(self.path) as reader:
-                for frame in reader:
+            with open_source(self.path, "video") as source:
+                for frame in source:
                     yield cover(frame.rgb, *self.size)
 
     def for_frames(self, frames: np.ndarray) -> Tensor:
@@ -139,7 +141,7 @@ def make_background(spec: str, width: int, height: int, device: torch.device | s
         return ColorBackground(rgb, device, dtype)
     check_background(spec)
     path = Path(spec)
-    if path.suffix.lower() in _IMAGE_SUFFIXES:
+    if is_image_path(path):
         return ImageBackground(path, width, height, device, dtype)
     return VideoBackground(path, width, height, device, dtype)
 
@@ -148,6 +150,16 @@ def composite(foreground: Tensor, alpha: Tensor, background: Tensor) -> Tensor:
     """Straight-alpha over: `fg * a + bg * (1 - a)`; the predicted foreground colour avoids
     fringes of the old background at soft edges."""
     return background + alpha * (foreground - background)
+
+
+def over_bytes(rgba: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """`(H,W,4)` uint8 straight RGBA over an `(H,W,3)` uint8 background -> `(H,W,3)` uint8: the same
+    composite as `composite`, from pictures already rendered (the live view composes this way
+    over whichever background the user switches to)."""
+    weight = rgba[..., 3].astype(np.float32)
+    weight *= 1 / 255
+    foreground = cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB)
+    return cv2.blendLinear(foreground, np.ascontiguousarray(background), weight, 1 - weight)
 
 
 def render(matte: Matte, output_type: str, frames: np.ndarray | None = None,
@@ -164,8 +176,8 @@ def render(matte: Matte, output_type: str, frames: np.ndarray | None = None,
     if output_type == "foreground":
         picture = matte.foreground * matte.alpha
     elif output_type == "composite":
-        if background is None:
-            raise ValueError("a composite needs a background")
+        if background is None or frames is None:
+            raise ValueError("a composite needs a background and the source frames")
         picture = composite(matte.foreground, matte.alpha, background.for_frames(frames))
     else:
         raise ValueError(f"unknown output type {output_type!r}; use one of {', '.join(OUTPUT_TYPES)}")

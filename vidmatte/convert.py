@@ -43,7 +43,7 @@ def _convs_in_execution_order(model: MattingNetwork) -> list[tuple[str, nn.Conv2
     seen: set[nn.Module] = set()
 
     def record(module: nn.Module, *_: object) -> None:
-        if module not in seen:  # the guided filter's box filter runs four times
+        if module not in seen and isinstance(module, nn.Conv2d):  # the guided filter's box filter runs four times
             seen.add(module)
             order.append((names[module], module))
 

@@ -4,36 +4,17 @@
 from __future__ import annotations
 
 import os
-import re
-import sys
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
-
-from tqdm import tqdm
 
 from .compose import check_background
+from .engine import MattingEngine
 from .errors import InputError, OutputError, VidmatteError
-from .io import VideoFrame, output_form
-from .matter import Matter
-from .pipeline import ClipSpec, VideoOptions, matte_video, resolve_output_type, write_clip
-from .stills import DEFAULT_MAX_PASSES, DEFAULT_TOL, is_image_path, matte_image, read_image
-
-#: Suffixes treated as videos inside a folder (anything FFmpeg reads; GIFs are clips).
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
-                            ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".gif"})
-
-Notify = Callable[[str], None]
-
-
-def is_video_path(path: str | Path) -> bool:
-    """True for a file name that vidmatte treats as a video (by its suffix)."""
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
-def _say(message: str) -> None:
-    tqdm.write(message, file=sys.stderr)  # above the progress bar, not through it
+from .io.formats import default_output, is_image_path, is_video_path
+from .io.sources import ImageSequenceSource
+from .options import MatteOptions, Progress, ProgressCallback, log
+from .pipeline.clip import check_video_job, matte_source, matte_video
+from .stills import matte_image
 
 
 @dataclass
@@ -54,17 +35,6 @@ class FolderSummary:
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped (not images or videos)")
         return f"{', '.join(parts)}; outputs in {self.output_dir}"
-
-
-def _named(folder: str | Path) -> Path:
-    folder = Path(folder)
-    return folder if folder.name else folder.resolve()  # `.` has no name of its own
-
-
-def default_folder_output(source_dir: str | Path) -> Path:
-    """`folder/` -> `folder_matte/` beside it."""
-    source_dir = _named(source_dir)
-    return source_dir.with_name(f"{source_dir.name}_matte")
 
 
 def plan_folder(source_dir: Path, output_dir: Path, image_suffix: str = ".png", video_suffix: str = ".webm"
@@ -99,50 +69,50 @@ def plan_folder(source_dir: Path, output_dir: Path, image_suffix: str = ".png", 
     return jobs, other
 
 
-def matte_folder(source_dir: str | Path, output_dir: str | Path | None = None, *, matter: Matter | None = None,
-                 output_type: str | None = None, background: str | None = "green",
-                 passes: int = DEFAULT_MAX_PASSES, tol: float = DEFAULT_TOL,
-                 refine: bool = True, video_options: VideoOptions | None = None, image_suffix: str = ".png",
-                 video_suffix: str = ".webm", overwrite: bool = False, progress: bool = False,
-                 notify: Notify = _say) -> FolderSummary:
+def matte_folder(source_dir: str | Path, output_dir: str | Path | None = None, *,
+                 engine: MattingEngine | None = None, options: MatteOptions | None = None,
+                 progress: ProgressCallback | None = None,
+                 image_suffix: str = ".png", video_suffix: str = ".webm") -> FolderSummary:
     """Matte every image and video under `source_dir` into `output_dir` (default `<folder>_matte/`).
 
     Images go through `matte_image` (converged still mode), videos through `matte_video`; the
     relative paths are kept. Files that are neither are skipped with a notice; a file that fails
-    is reported through `notify` and the rest continue. Each output is written atomically.
+    is logged (warning) and the rest continue. Each output is written atomically, and
+    folders this run created that stay empty (an interrupted run) are removed again.
+    `progress` gets a "files" report per file plus the files' own reports.
     Returns the summary; `summary.ok` is False when any file failed.
     """
     source_dir = Path(source_dir)
-    background = background or "green"
+    options = options or MatteOptions()
     if not source_dir.is_dir():
         raise InputError(f"{source_dir} is not a folder")
-    output_dir = Path(output_dir) if output_dir is not None else default_folder_output(source_dir)
+    output_dir = Path(output_dir) if output_dir is not None else default_output(source_dir, "folder")
     if output_dir.resolve() == source_dir.resolve():
         raise OutputError("the output folder is the input folder; choose another -o")
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputError(f"{output_dir} exists and is not a folder; choose another -o")
     if not output_dir.parent.is_dir():
         raise OutputError(f"folder {output_dir.parent} does not exist; create it first")
-    check_background(background)
+    check_background(options.video_background)
     jobs, other = plan_folder(source_dir, output_dir, image_suffix, video_suffix)
     if not jobs:
         raise InputError(f"no images or videos in {source_dir}")
     summary = FolderSummary(output_dir)
     for path in other:
-        notify(f"skipped {path}: not an image or video")
+        log.warning("skipped %s: not an image or video", path)
         summary.skipped.append(path)
-    matter = matter or Matter()
-    options = video_options or VideoOptions(output_type=output_type, background=background, overwrite=overwrite)
-    with tqdm(jobs, unit="file", disable=not progress, dynamic_ncols=True, desc=source_dir.name) as bar:
-        for path, target in bar:
-            bar.set_postfix_str(path.name, refresh=False)
+    engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
+    created: list[Path] = []
+    try:
+        for number, (path, target) in enumerate(jobs):
+            if progress is not None:
+                progress(Progress("files", number, len(jobs), path.name))
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                _make_folders(target.parent, created)
                 if is_image_path(path):
-                    matte_image(path, target, matter=matter, output_type=output_type, background=background,
-                                passes=passes, tol=tol, refine=refine, overwrite=overwrite)
+                    matte_image(path, target, engine=engine, options=options, progress=progress)
                 else:
-                    matte_video(path, target, matter=matter, options=options)
+                    matte_video(path, target, engine=engine, options=options, progress=progress)
             except VidmatteError as error:
                 summary.failed.append((path, str(error)))
             except Exception as error:  # damaged media, odd codecs, out of memory: report, go on
@@ -150,63 +120,42 @@ def matte_folder(source_dir: str | Path, output_dir: str | Path | None = None, *
             else:
                 summary.done.append((path, target))
                 continue
-            notify(f"failed {path}: {summary.failed[-1][1]}")
+            log.warning("failed %s: %s", path, summary.failed[-1][1])
+        if progress is not None:
+            progress(Progress("files", len(jobs), len(jobs)))
+    finally:
+        for folder in reversed(created):  # deepest first
+            try:
+                folder.rmdir()  # only if empty: whatever was written stays
+            except OSError:
+                pass
     return summary
 
 
-_NUMBER = re.compile(r"(\d+)")
+def _make_folders(folder: Path, created: list[Path]) -> None:
+    """`mkdir -p folder`, remembering each folder it made (for removal if it stays empty)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir()
+        created.append(path)
 
 
-def _natural_key(path: Path) -> list:
-    """`frame2.png` before `frame10.png`: digit runs compare as numbers."""
-    return [int(part) if part.isdigit() else part.lower() for part in _NUMBER.split(path.name)]
-
-
-def sequence_frames(frames_dir: str | Path) -> list[Path]:
-    """The image files of a frame folder (not recursing), in numeric order."""
-    frames_dir = Path(frames_dir)
-    if not frames_dir.is_dir():
-        raise InputError(f"{frames_dir} is not a folder")
-    files = [p for p in frames_dir.iterdir() if p.is_file() and not p.name.startswith(".") and is_image_path(p)]
-    if not files:
-        raise InputError(f"no image frames in {frames_dir}")
-    return sorted(files, key=_natural_key)
-
-
-def default_sequence_output(frames_dir: str | Path) -> Path:
-    """`frames/` -> `frames_matte.webm` beside it."""
-    frames_dir = _named(frames_dir)
-    return frames_dir.with_name(f"{frames_dir.name}_matte.webm")
-
-
-def matte_sequence(frames_dir: str | Path, output: str | Path | None = None, *, fps: Fraction = Fraction(25),
-                   matter: Matter | None = None, options: VideoOptions | None = None,
-                   progress: bool = False) -> Path:
+def matte_sequence(frames_dir: str | Path, output: str | Path | None = None, *,
+                   engine: MattingEngine | None = None, options: MatteOptions | None = None,
+                   progress: ProgressCallback | None = None) -> Path:
     """Matte a folder of numbered frames as one clip (recurrent state carried) into a video.
 
     Frames are ordered numerically (`f2` before `f10`), must all have one size, and are timed
-    at `fps`. `options` as for videos (output type, background, smoothing, scene-cut resets,
-    warm-up); the output follows its name as for videos (.webm default, .mov, .mp4, folder/).
-    Nothing is left at `output` unless the whole clip was written.
+    at `options.fps`. The output follows its name as for videos (.webm default, .mov, .mp4,
+    folder/). Nothing is left at `output` unless the whole clip was written.
     """
-    options = options or VideoOptions()
-    files = sequence_frames(frames_dir)
-    fps = Fraction(fps)
-    if fps <= 0:
-        raise InputError(f"frame rate must be positive, got {fps}")
-    spec = output if output is not None else default_sequence_output(frames_dir)
-    resolve_output_type(output_form(spec), options.output_type)  # refuse before reading frames
-    first = read_image(files[0])
-    height, width = first.height, first.width
-
-    def frames() -> Iterator[VideoFrame]:
-        for index, path in enumerate(files):
-            picture = first if index == 0 else read_image(path)
-            if (picture.height, picture.width) != (height, width):
-                raise InputError(f"{path} is {picture.width}x{picture.height} but the sequence is "
-                                 f"{width}x{height}; all frames must have one size")
-            yield VideoFrame(picture.rgb8(), index, 1 / fps)
-
-    clip = ClipSpec(width, height, fps, 1 / fps, len(files), name=Path(frames_dir).name)
-    write_clip(frames(), spec, clip, matter=matter or Matter(), options=options, progress=progress)
+    options = options or MatteOptions()
+    spec = output if output is not None else default_output(frames_dir, "sequence")
+    check_video_job(spec, options)  # refuse before reading frames
+    with ImageSequenceSource(frames_dir, options.fps) as source:
+        engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
+        matte_source(source, spec, engine=engine, options=options, progress=progress)
     return Path(spec)

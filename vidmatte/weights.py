@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .errors import WeightsError
+from .model.network import MattingNetwork
 
 DEFAULT_WEIGHTS_NAME = "rvm_mobilenetv3.pt"
 #: sha256 of weights/rvm_mobilenetv3.pt as written by `python -m vidmatte.convert`.
@@ -57,23 +58,23 @@ def load_state_dict(path: str | Path | None = None, sha256: str | None = WEIGHTS
 
 
 def load_model(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-               weights: str | Path | None = None, channels_last: bool | None = None) -> torch.nn.Module:
+               weights: str | Path | None = None, channels_last: bool | None = None) -> MattingNetwork:
     """The matting network with the bundled (or given) weights, in eval mode on `device`.
 
     Call it as `fgr, pha, r1, r2, r3, r4 = model(src, r1, r2, r3, r4, downsample_ratio)`;
     see `vidmatte.model.network` for shapes. `channels_last` picks the convolutions' memory
     layout (None: the device's default, `prefers_channels_last`); results are the same.
     """
-    from .model import MattingNetwork
-
     device = torch.device(device)
     model = MattingNetwork()
     sha = WEIGHTS_SHA256 if weights is None else None
     model.load_state_dict(load_state_dict(weights, sha256=sha))
     model.channels_last = channels_last
-    model = model.eval().to(device=device, dtype=dtype)
+    # inference only: no autograd graph, so callers need no torch.no_grad() and in-place
+    # activations are allowed on the weights' outputs
+    model = model.eval().requires_grad_(False).to(device=device, dtype=dtype)
     if model.uses_channels_last(device) and device.type != "cpu":
         # NHWC weights too, or cuDNN reorders each filter on every call; on CPU oneDNN keeps its
         # own reordered copy and NHWC weights measured no faster (benchmarks/speed.md)
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model

@@ -7,5 +7,14 @@ from .refine import refine_edges, refine_edges_in_strips, refine_edges_numpy
 from .trimap import unknown_band
 from .video import VideoEdgeRefiner
 
-__all__ = ["BandOperator", "MattingLaplacian", "blur_fusion", "refine_edges", "refine_edges_in_strips", "refine_edges_numpy", "solve_alpha",
-           "unknown_band", "VideoEdgeRefiner"]
+__all__ = [
+           "BandOperator",
+           "MattingLaplacian",
+           "VideoEdgeRefiner",
+           "blur_fusion",
+           "refine_edges",
+           "refine_edges_in_strips",
+           "refine_edges_numpy",
+           "solve_alpha",
+           "unknown_band",
+]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..matter import Matte
+from ..types import Matte
 from .refine import refine_edges
 
 #: Side of the blocks whose mean colour decides whether the picture moved (noise averages out).

@@ -9,7 +9,7 @@ dropped: useful for tests and batch-like runs).
 
     with CameraSource(0) as camera:                 # or "/dev/video2", or "clip.mp4"
         while (frame := camera.read_latest(timeout=5)) is not None:
-            rgb, captured_at, index = frame         # index counts every captured frame
+            frame.rgb, frame.captured, frame.index  # index counts every captured frame
 """
 
 from __future__ import annotations
@@ -18,34 +18,29 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Iterator, NamedTuple, Union
 
 import cv2
 import numpy as np
 
 from vidmatte.errors import InputError
 from vidmatte.io.video_reader import VideoReader
+from vidmatte.types import CapturedFrame, ClipInfo
 
 #: What picks a source: a camera index (int or digits), a device path such as /dev/video2, or a video file.
-CameraSpec = Union[int, str, Path]
+CameraSpec = int | str | Path
 
-
-class CapturedFrame(NamedTuple):
-    """One captured picture; unpacks as `(rgb, time, index)`."""
-
-    rgb: np.ndarray
-    """(H, W, 3) uint8 RGB, C-contiguous."""
-    time: float
-    """`time.monotonic()` when the frame was captured (for a file: when it was "shown" to us)."""
-    index: int
-    """Capture sequence number from 0, counting dropped frames too: gaps are drops."""
+#: Frames are timed by capture time, in milliseconds from the first capture (a recording then
+#: plays at real speed, whatever was dropped).
+TIME_BASE = Fraction(1, 1000)
 
 
 class CameraSource:
-    """Newest-frame-only capture from a camera or a video file; a context manager.
+    """Newest-frame-only capture from a camera or a video file; a context manager and a
+    `FrameSource` whose iterator waits as long as it takes for each newest frame.
 
     `spec`: camera index (0, "1"), device path ("/dev/video2") or video file path.
     `realtime`: files only; True plays the file at its frame rate in real time, dropping
@@ -73,6 +68,7 @@ class CameraSource:
         self.end_reason: str | None = None
         self._cond = threading.Condition()
         self._slot: tuple[np.ndarray, float, int] | None = None
+        self._first_time: float | None = None
         self._ended = False
         self._error: BaseException | None = None
         self._stop = threading.Event()
@@ -80,9 +76,17 @@ class CameraSource:
         self._capture: cv2.VideoCapture | None = None
         self._reader: VideoReader | None = None
 
+    #: newest frame only: a consumer must not read ahead of what it can process
+    live = True
+
     @property
     def is_file(self) -> bool:
         return self.kind == "file"
+
+    @property
+    def clip(self) -> ClipInfo:
+        """Size and nominal rate (known once opened); frames are timed in `TIME_BASE` units."""
+        return ClipInfo(self.width, self.height, self.frame_rate, TIME_BASE, None, name=self.name)
 
     # ---- lifecycle ----
 
@@ -91,6 +95,7 @@ class CameraSource:
         if self._thread is not None:
             return self
         if self.is_file:
+            assert isinstance(self._target, Path)  # `_classify` makes files Paths
             self._reader = VideoReader(self._target)
             info = self._reader.info
             self.width, self.height, self.frame_rate = info.width, info.height, info.frame_rate
@@ -158,7 +163,10 @@ class CameraSource:
             return None
         raw, when, index = taken
         rgb = raw if self.is_file else cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
-        return CapturedFrame(rgb, when, index)
+        if self._first_time is None:
+            self._first_time = when
+        pts = round((when - self._first_time) / TIME_BASE)
+        return CapturedFrame(rgb, pts, TIME_BASE, index=index, captured=when)
 
     def __iter__(self) -> Iterator[CapturedFrame]:
         """Newest frames until the end (waits as long as it takes for each)."""
@@ -185,7 +193,7 @@ class CameraSource:
                 self.end_reason = reason
             self._cond.notify_all()
 
-    def _guard(self, run):  # type: ignore[no-untyped-def]
+    def _guard(self, run: Callable[[], None]) -> Callable[[], None]:
         def target() -> None:
             try:
                 run()

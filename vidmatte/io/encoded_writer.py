@@ -9,8 +9,8 @@ from typing import cast
 
 import av
 import numpy as np
-from av.video.stream import VideoStream
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
+from av.video.stream import VideoStream
 
 from vidmatte.io.atomic import Staging, write_error
 from vidmatte.io.audio import AudioTrack

@@ -16,6 +16,7 @@ from av.video.reformatter import VideoReformatter
 
 from vidmatte.errors import InputError
 from vidmatte.io._av_util import av_reason, looks_like_video_container
+from vidmatte.types import ClipInfo, VideoFrame
 
 # Containers whose headers state the video's length reliably enough to tell a file that was
 # cut short. Others (MPEG-TS, AVI, ...) only have FFmpeg's estimates, which can be far off.
@@ -43,26 +44,14 @@ class VideoInfo:
     rotation: int
 
 
-@dataclass(frozen=True, eq=False)
-class VideoFrame:
-    """One decoded, upright frame: `rgb` is (H, W, 3) uint8, C-contiguous."""
-
-    rgb: np.ndarray
-    pts: int | None
-    time_base: Fraction
-
-    @property
-    def time(self) -> float | None:
-        """Presentation time in seconds, or None when the file has no timestamp for it."""
-        return None if self.pts is None else float(self.pts * self.time_base)
-
-
 class VideoReader:
     """Context manager that opens a video and iterates over all its frames, in order.
 
     Opening already decodes the first frame, so a file that is not a readable video fails
-    here with an `InputError`, before any work is done on it.
+    here with an `InputError`, before any work is done on it. A `FrameSource`.
     """
+
+    live = False
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -86,6 +75,13 @@ class VideoReader:
         # One scaler context for the whole file (PyAV would make one per frame), threaded.
         self._reformatter = VideoReformatter()
         self._threads = min(os.cpu_count() or 1, 8)
+
+    @property
+    def clip(self) -> ClipInfo:
+        """What a sink needs before the first frame (the FrameSource protocol); audio comes from this file."""
+        info = self.info
+        return ClipInfo(info.width, info.height, info.frame_rate, info.time_base, info.frame_count,
+                        audio_from=self.path, name=self.path.name)
 
     def __enter__(self) -> VideoReader:
         return self

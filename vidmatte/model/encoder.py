@@ -104,6 +104,9 @@ class MobileNetV3Encoder(nn.Module):
             ConvAct(160, 960, 1, act="hardswish"),
         )
 
+    mean: Tensor
+    std: Tensor
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         x = (x - self.mean) / self.std
         taps = []

@@ -9,7 +9,7 @@ product (`Pointwise`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +31,7 @@ def channels_last(x: Tensor) -> Tensor:
     """
     if not x.is_contiguous(memory_format=CHANNELS_LAST):
         return x.contiguous(memory_format=CHANNELS_LAST)
-    n, c, h, w = x.shape
+    _n, c, h, w = x.shape
     canonical = (h * w * c, 1, w * c, c)
     return x if x.stride() == canonical else x.as_strided(x.shape, canonical)
 

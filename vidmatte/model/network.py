@@ -50,7 +50,7 @@ class Features:
     f4: Tensor  # after LR-ASPP
     bt: tuple[int, int] | None
 
-    def frames(self, start: int, end: int) -> "Features":
+    def frames(self, start: int, end: int) -> Features:
         """Frames start..end of a single clip (B = 1)."""
         if self.bt is not None and self.bt[0] != 1:
             raise ValueError("frames() slices the time axis of one clip (batch of 1)")

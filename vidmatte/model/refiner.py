@@ -38,7 +38,7 @@ class DeepGuidedFilter(nn.Module):
         ab = self.coefficients(base_src, base_y, base_hid)
         # one resize for both coefficient maps, one fused multiply-add: the full-resolution
         # steps dominate the cost at small downsample ratios
-        ab = resize_bilinear(ab, fine_src.shape[2:])
+        ab = resize_bilinear(ab, (fine_src.shape[2], fine_src.shape[3]))
         return self.apply_coefficients(ab, fine_src)
 
     def coefficients(self, base_src: Tensor, base_y: Tensor, base_hid: Tensor) -> Tensor:
@@ -73,7 +73,7 @@ class DeepGuidedFilter(nn.Module):
         torch.mul(stats[:4], stats[4:8], out=stats[8:12])
         torch.mul(stats[:4], stats[:4], out=stats[12:])
         means = torch.empty(16, h * w)
-        kernels = self.box_filter.weight[:, 0].numpy()
+        kernels = self.box_filter.weight[:, 0].detach().numpy()
         src_planes, dst_planes = stats.view(16, h, w).numpy(), means.view(16, h, w).numpy()
         for c in range(16):
             # zero padding, as the convolution's padding=1
@@ -82,8 +82,9 @@ class DeepGuidedFilter(nn.Module):
         stat = torch.empty(8, h * w)
         torch.addcmul(means[8:12], mean_x, mean_y, value=-1, out=stat[:4])  # covariance x, y
         torch.addcmul(means[12:], mean_x, mean_x, value=-1, out=stat[4:])  # variance of x
-        w1, w2, w3 = (self.conv[i].weight[:, :, 0, 0] for i in (0, 2, 4))
-        b1, b2, b3 = (self.conv[i].bias[:, None] for i in (0, 2, 4))
+        convs = [self.conv[i] for i in (0, 2, 4)]
+        w1, w2, w3 = (conv.weight[:, :, 0, 0] for conv in convs if isinstance(conv, nn.Conv2d))
+        b1, b2, b3 = (conv.bias[:, None] for conv in convs if isinstance(conv, nn.Conv2d) and conv.bias is not None)
         # NHWC features (the decoder's CPU layout) enter the product as a transposed view, uncopied
         hid = hid.reshape(16, -1) if hid.is_contiguous() else hid.permute(1, 2, 0).reshape(-1, 16).t()
         hidden = torch.addmm(b1, w1[:, :8], stat).addmm_(w1[:, 8:], hid).relu_()

@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..matter import EMPTY_STATE, Matte, Matter, RecurrentState
+from ..engine import MattingEngine
 from ..model.network import Coarse
+from ..options import STILL_PASSES as DEFAULT_MAX_PASSES
+from ..options import STILL_TOL as DEFAULT_TOL
+from ..options import Progress, ProgressCallback
+from ..types import EMPTY_STATE, Matte, RecurrentState
 
-#: Bound on passes over the same picture; each pass is one low-resolution network run.
-DEFAULT_MAX_PASSES = 16
-#: Stop when no low-resolution alpha value moved by more than this between two passes.
-DEFAULT_TOL = 0.05
 #: Still mode runs the network on about this many pixels (aspect kept); smaller pictures run at
 #: their own size (enlarging hurts: the network then sees a giant, cropped person).
 STILL_PIXELS = 384_000
@@ -61,7 +61,8 @@ def still_scale(height: int, width: int, pixels: int = STILL_PIXELS, min_side: i
     return max(scale, min_side / max(height, width))
 
 
-def _network_size(height: int, width: int, scale: float) -> tuple[int, int]:
+def network_input_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """(height, width) still mode runs the network at for a picture of this size."""
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
@@ -72,7 +73,7 @@ def network_input(rgb: np.ndarray, scale: float, device: torch.device, dtype: to
     ratios far below 0.5 skips most pixels and aliases hair and fine edges.
     """
     peak = 255.0 if rgb.dtype == np.uint8 else 65535.0
-    h, w = _network_size(*rgb.shape[:2], scale)
+    h, w = network_input_size(rgb.shape[0], rgb.shape[1], scale)
     if (h, w) == rgb.shape[:2]:
         small = rgb
     elif scale < 1:
@@ -84,12 +85,14 @@ def network_input(rgb: np.ndarray, scale: float, device: torch.device, dtype: to
 
 
 @torch.inference_mode()
-def converge_coarse(model: torch.nn.Module, small: Tensor, max_passes: int = DEFAULT_MAX_PASSES,
-                    tol: float = DEFAULT_TOL, state: RecurrentState = EMPTY_STATE) -> tuple[Coarse, int, float]:
+def converge_coarse(engine: MattingEngine, small: Tensor, max_passes: int = DEFAULT_MAX_PASSES,
+                    tol: float = DEFAULT_TOL, state: RecurrentState = EMPTY_STATE,
+                    progress: ProgressCallback | None = None) -> tuple[Coarse, int, float]:
     """Run the recurrent half on the same network-size picture until its alpha settles.
 
     Stops after the first pass whose low-resolution alpha differs from the previous pass's by
     less than `tol` everywhere, or after `max_passes`. Returns (coarse output, passes, change).
+    `progress` gets a "passes" report after each pass (the total is the bound).
     """
     if max_passes < 1:
         raise ValueError(f"max_passes must be at least 1, got {max_passes}")
@@ -97,8 +100,9 @@ def converge_coarse(model: torch.nn.Module, small: Tensor, max_passes: int = DEF
     change = 0.0
     passes = 0
     for passes in range(1, max_passes + 1):
-        coarse, *new_state = model.coarse(small, *state, downsample_ratio=1.0)
-        state = tuple(new_state)  # type: ignore[assignment]
+        coarse, state = engine.step_small(small, state)
+        if progress is not None:
+            progress(Progress("passes", passes, max_passes))
         alpha = coarse.y[:, 3:].clamp(0, 1)
         if previous is not None:
             change = float((alpha - previous).abs().max())
@@ -108,53 +112,52 @@ def converge_coarse(model: torch.nn.Module, small: Tensor, max_passes: int = DEF
     return coarse, passes, change
 
 
-def converge(matter: Matter, rgb: np.ndarray, max_passes: int = DEFAULT_MAX_PASSES,
+def converge(engine: MattingEngine, rgb: np.ndarray, max_passes: int = DEFAULT_MAX_PASSES,
              tol: float = DEFAULT_TOL) -> Matte:
-    """The converged matte of one uint8 RGB picture with `matter`'s own ratio and resampling.
+    """The converged matte of one uint8 RGB picture with the engine's own ratio and resampling.
 
     The plain form: same processing as a video frame, just repeated until alpha settles.
-    `matter.state` is left untouched. `matte_still` adds the still-mode size and memory bounds.
+    `engine.state` is left untouched. `matte_still` adds the still-mode size and memory bounds.
     """
     state: RecurrentState = EMPTY_STATE
-    src = matter.to_tensor(rgb)  # converted once, reused by every pass
+    src = engine.to_tensor(rgb)  # converted once, reused by every pass
     previous: Tensor | None = None
     for _ in range(max_passes):
-        coarse, state = matter.step_coarse(src, state)
+        coarse, state = engine.step_coarse(src, state)
         alpha = coarse.y[:, 3:].clamp(0, 1)
         if previous is not None and float((alpha - previous).abs().max()) < tol:
             break
         previous = alpha
-    return matter.refine(coarse)
+    return engine.refine(coarse)
 
 
 @torch.inference_mode()
-def matte_still(matter: Matter, rgb: np.ndarray, *, max_passes: int = DEFAULT_MAX_PASSES,
-                tol: float = DEFAULT_TOL, scale: float | None = None, flip: bool = False) -> StillResult:
+def matte_still(engine: MattingEngine, rgb: np.ndarray, *, max_passes: int = DEFAULT_MAX_PASSES,
+                tol: float = DEFAULT_TOL, scale: float | None = None, flip: bool = False,
+                progress: ProgressCallback | None = None) -> StillResult:
     """Still-mode matte of one RGB picture (uint8 or uint16 `(H,W,3)`).
 
-    `scale` is network size / picture size; None means `matter`'s fixed downsample ratio if it
+    `scale` is network size / picture size; None means the engine's fixed downsample ratio if it
     has one, else `still_scale`. `flip` also runs the mirrored picture and averages the two
     (the average of the guided filter's linear models, so the full-resolution pass runs once).
     """
     height, width = rgb.shape[:2]
     if scale is None:
-        scale = still_scale(height, width) if matter.downsample_ratio == "auto" else float(matter.downsample_ratio)
-    model = matter.model
-    small = network_input(rgb, scale, matter.device, matter.dtype)
-    coarse, passes, change = converge_coarse(model, small, max_passes, tol)
-    ab = model.refiner.coefficients(small, coarse.y, coarse.hid)
+        scale = still_scale(height, width) if engine.downsample_ratio == "auto" else float(engine.downsample_ratio)
+    small = network_input(rgb, scale, engine.device, engine.dtype)
+    coarse, passes, change = converge_coarse(engine, small, max_passes, tol, progress=progress)
+    ab = engine.guided_coefficients(coarse)
     if flip:
         mirrored = small.flip(-1)
-        coarse_m, passes_m, change_m = converge_coarse(model, mirrored, max_passes, tol)
-        ab_m = model.refiner.coefficients(mirrored, coarse_m.y, coarse_m.hid)
+        coarse_m, passes_m, change_m = converge_coarse(engine, mirrored, max_passes, tol)
+        ab_m = engine.guided_coefficients(coarse_m)
         ab = (ab + ab_m.flip(-1)) / 2  # the linear models are per pixel: mirroring them back is exact
         passes, change = passes + passes_m, max(change, change_m)
-    alpha, foreground = refine_in_strips(model, ab, rgb)
+    alpha, foreground = refine_in_strips(ab, rgb)
     return StillResult(alpha, foreground, passes, change, scale)
 
 
-def refine_in_strips(model: torch.nn.Module, ab: Tensor, rgb: np.ndarray,
-                     strip_pixels: int = STRIP_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+def refine_in_strips(ab: Tensor, rgb: np.ndarray, strip_pixels: int = STRIP_PIXELS) -> tuple[np.ndarray, np.ndarray]:
     """The guided filter's full-resolution step, a strip of rows at a time.
 
     Same result as the network's own refine (bilinear upsampling of the coefficients, then
@@ -180,7 +183,7 @@ def refine_in_strips(model: torch.nn.Module, ab: Tensor, rgb: np.ndarray,
         y0, y1 = torch.from_numpy(y0).to(device), torch.from_numpy(y1).to(device)
         coeffs = torch.lerp(wide[:, :, y0], wide[:, :, y1], weight)
         src = torch.from_numpy(rgb[top:bottom]).to(device).permute(2, 0, 1)[None].to(dtype).div_(peak)
-        out = model.refiner.apply_coefficients(coeffs, src)
+        out = MattingEngine.apply_coefficients(coeffs, src)
         fgr = out[:, :3].add_(src).clamp_(0, 1)
         pha = out[:, 3:].clamp_(0, 1)
         alpha[top:bottom] = pha[0, 0].float().cpu().numpy()

@@ -7,67 +7,69 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..compose import OUTPUT_TYPES, check_background, make_background
+from ..compose import check_background, make_background
+from ..edges import refine_edges_in_strips
+from ..engine import MattingEngine
 from ..errors import OutputError
 from ..io.atomic import check_target
-from ..edges import refine_edges_in_strips
-from ..matter import Matter
-from .converge import DEFAULT_MAX_PASSES, DEFAULT_TOL, StillResult, matte_still
-from .imagefile import Picture, output_format, read_image, write_image
+from ..io.formats import default_output, image_format, resolve_output_type
+from ..io.images import Picture, read_image, write_image
+from ..options import MatteOptions, Progress, ProgressCallback, log
+from ..plan import describe_run
+from .converge import StillResult, matte_still, network_input_size, still_scale
 
 
-def default_image_output(source: str | Path) -> Path:
-    """`photo.jpg` -> `photo_matte.png`, next to the input."""
-    source = Path(source)
-    return source.with_name(f"{source.stem}_matte.png")
-
-
-def resolve_image_output_type(path: str | Path, output_type: str | None) -> str:
-    """rgba where the format carries alpha, else composite; refuses rgba into JPEG/BMP."""
-    form = output_format(path)
-    if output_type is None:
-        return "rgba" if form.alpha else "composite"
-    if output_type not in OUTPUT_TYPES:
-        raise OutputError(f"unknown output type {output_type!r}; use one of {', '.join(OUTPUT_TYPES)}")
-    if output_type == "rgba" and not form.alpha:
-        raise OutputError(f"{form.suffix} cannot carry alpha; write .png or .webp, or use --output-type composite")
+def check_image_job(target: str | Path, options: MatteOptions) -> str:
+    """Refuse what cannot work before the picture is decoded; returns the output type."""
+    output_type = resolve_output_type(target, options.output_type, still=True)
+    if options.background is not None or output_type == "composite":
+        check_background(options.video_background)  # a given one is checked even where unused: a typo
     return output_type
 
 
-def matte_image(source: str | Path, output: str | Path | None = None, *, matter: Matter | None = None,
-                output_type: str | None = None, background: str | None = "green",
-                passes: int = DEFAULT_MAX_PASSES, tol: float = DEFAULT_TOL, flip: bool = False,
-                refine: bool = True, overwrite: bool = False) -> Path:
+def matte_image(source: str | Path, output: str | Path | None = None, *, engine: MattingEngine | None = None,
+                options: MatteOptions | None = None, progress: ProgressCallback | None = None,
+                flip: bool = False) -> Path:
     """Matte one image file into `output` (default `<stem>_matte.png`); returns the output path.
 
     The output's form follows its name: .png / .webp (lossless) carry RGBA (predicted foreground
-    colour + alpha); .jpg and .tif get a composite over `background`. `output_type` alpha
-    writes a greyscale mask. 16-bit inputs give 16-bit PNG/TIFF. A file's own transparency is kept
-    (the network sees it flattened over white; the output alpha is multiplied by it). The alpha is the converged
-    still-mode alpha (`passes` bounds the network passes; 1 = a single video-style pass).
-    Nothing is left at `output` unless the whole picture was written.
+    colour + alpha); .jpg and .tif get a composite over the options' background. Output type
+    alpha writes a greyscale mask. 16-bit inputs give 16-bit PNG/TIFF. A file's own transparency
+    is kept (the network sees it flattened over white; the output alpha is multiplied by it). The
+    alpha is the converged still-mode alpha (`options.passes` bounds the network passes; 1 = a
+    single video-style pass), refined in the edge band unless `options.refine` is False.
+    `progress` gets "passes" and "refine" reports. Nothing is left at `output` unless the whole
+    picture was written.
     """
+    options = options or MatteOptions()
     source = Path(source)
-    background = background or "green"
-    target = Path(output) if output is not None else default_image_output(source)
-    output_type = resolve_image_output_type(target, output_type)
-    if output_type == "composite":
-        check_background(background)
+    target = Path(output) if output is not None else default_output(source, "image")
+    output_type = check_image_job(target, options)
     if target.exists() and source.exists() and target.resolve() == source.resolve():
         raise OutputError(f"output {target} is the input itself; choose another -o")
-    check_target(target, folder=False, overwrite=overwrite)  # fail before the work, not after
+    check_target(target, folder=False, overwrite=options.overwrite)  # fail before the work, not after
     picture = read_image(source)
-    matter = matter or Matter()
-    result = matte_still(matter, picture.rgb, max_passes=passes, tol=tol, flip=flip)
-    if refine:
+    engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
+    scale = still_scale(picture.height, picture.width) if engine.downsample_ratio == "auto" \
+        else float(engine.downsample_ratio)
+    size = (picture.height, picture.width)
+    log.info(describe_run(engine, network_input_size(*size, scale), size, "(still mode)"))
+    result = matte_still(engine, picture.rgb, max_passes=options.passes, tol=options.tol, scale=scale, flip=flip,
+                         progress=progress)
+    if options.still_refine:
+        if progress is not None:
+            progress(Progress("refine", 0, 1, source.name))
         # in place on the result's arrays: no full-size copies of a large picture
         refine_edges_in_strips(torch.from_numpy(picture.rgb).permute(2, 0, 1), torch.from_numpy(result.alpha)[None],
                                torch.from_numpy(result.foreground).permute(2, 0, 1))
+        if progress is not None:
+            progress(Progress("refine", 1, 1, source.name))
     alpha = result.alpha
     if picture.alpha is not None:
         alpha *= picture.alpha.astype(np.float32) / picture.peak  # transparent in the file stays so
-    image = render_still(picture, result, alpha, output_type, background, deep=output_format(target).deep)
-    return write_image(target, image, overwrite=overwrite)
+    image = render_still(picture, result, alpha, output_type, options.video_background,
+                         deep=image_format(target).deep)
+    return write_image(target, image, overwrite=options.overwrite)
 
 
 def render_still(picture: Picture, result: StillResult, alpha: np.ndarray, output_type: str,

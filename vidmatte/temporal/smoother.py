@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..matter import Matte
+from ..types import Matte
 
 
 class AlphaSmoother:

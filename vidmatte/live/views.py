@@ -13,9 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .compose import Background, make_background, render
-from .errors import DisplayError
-from .matter import Matte
+from ..compose import Background, ColorBackground, ImageBackground, make_background, over_bytes
+from ..errors import DisplayError
 
 #: What the `v` key cycles through: the camera picture, the subject over the background, the matte.
 VIEWS = ("matte", "original", "alpha")
@@ -49,15 +48,63 @@ def make_live_background(spec: str, width: int, height: int, device: torch.devic
     return make_background(spec, width, height, device, dtype)
 
 
-def render_view(view: str, matte: Matte, rgb: np.ndarray, background: Background) -> np.ndarray:
-    """`(H,W,3)` uint8 RGB picture of one frame for a view name in `VIEWS`."""
+def render_view(view: str, rgba: np.ndarray, rgb: np.ndarray, background: np.ndarray | None) -> np.ndarray:
+    """`(H,W,3)` uint8 RGB picture of one frame for a view name in `VIEWS`, from the frame's
+    `(H,W,4)` uint8 straight RGBA matte, its picture and the `(H,W,3)` uint8 background."""
     if view == "original":
         return rgb
     if view == "alpha":
-        return render(matte, "alpha")[0]
+        return cv2.cvtColor(np.ascontiguousarray(rgba[..., 3]), cv2.COLOR_GRAY2RGB)
     if view == "matte":
-        return render(matte, "composite", rgb[None], background)[0]
+        if background is None:
+            raise ValueError("the matte view needs a background")
+        return over_bytes(rgba, background)
     raise ValueError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
+
+
+class BackgroundCycle:
+    """The user's background first, then the built-in ones (`b` cycles); each made on first use.
+
+    `picture(rgb)` is the current background for a frame as `(H,W,3)` uint8: made once for the
+    ones that do not change (colours, images, the checkerboard), per frame for the others
+    (`blur` follows the picture, a video advances).
+    """
+
+    _STATIC = (ColorBackground, ImageBackground, CheckerBackground)
+
+    def __init__(self, first: str, width: int, height: int, device: torch.device, dtype: torch.dtype) -> None:
+        self.names = [first] + [b for b in BACKGROUNDS if b != first.strip().lower()]
+        self.position = 0
+        self._made: dict[str, Background] = {}
+        self._pictures: dict[str, np.ndarray] = {}
+        self._args = (width, height, device, dtype)
+        _ = self.current  # the user's own spec fails here, before the loop starts
+
+    @property
+    def name(self) -> str:
+        return self.names[self.position]
+
+    @property
+    def current(self) -> Background:
+        name = self.name
+        if name not in self._made:
+            self._made[name] = make_live_background(name, *self._args)
+        return self._made[name]
+
+    def picture(self, rgb: np.ndarray) -> np.ndarray:
+        """The current background behind the frame `rgb` `(H,W,3)`, as `(H,W,3)` uint8."""
+        name, background = self.name, self.current
+        if name in self._pictures:
+            return self._pictures[name]
+        height, width = rgb.shape[:2]
+        picture = background.for_frames(rgb[None])[0].float().mul(255).round_().to(torch.uint8)
+        out = np.ascontiguousarray(picture.expand(3, height, width).permute(1, 2, 0).cpu().numpy())
+        if isinstance(background, self._STATIC):
+            self._pictures[name] = out
+        return out
+
+    def advance(self) -> None:
+        self.position = (self.position + 1) % len(self.names)
 
 
 def draw_overlay(bgr: np.ndarray, lines: list[str]) -> np.ndarray:

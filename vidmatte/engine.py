@@ -1,33 +1,33 @@
 """The engine: the matting network plus its recurrent state.
 
-`Matter` turns frames into foreground colour and alpha. The recurrent state is an explicit
+`MattingEngine` turns frames into foreground colour and alpha. The recurrent state is an explicit
 value: `step(frames, state) -> (matte, state)` is pure, and calling the object uses and
-updates `matter.state` for the common one-clip case. `reset()` starts a new clip.
+updates `engine.state` for the common one-clip case. `reset()` starts a new clip.
+
+It also offers the network's halves separately (`encode`, `step_coarse`, `refine`, the guided
+filter's coefficients), so the pipeline's stages and still mode never reach into the model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
+import copy
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .errors import DeviceError
-from .model.network import Coarse, Features
+from .model.network import Coarse, Features, MattingNetwork
 from .model.resample import scale_bilinear_bytes
-from .transfer import to_device, to_host
+from .transfer import to_device
+from .types import EMPTY_STATE, Matte, RecurrentState
 from .weights import load_model
 
-#: Hidden states r1..r4 of the four ConvGRU cells; all `None` at the start of a clip.
-RecurrentState = tuple[Union[Tensor, None], Union[Tensor, None], Union[Tensor, None], Union[Tensor, None]]
-EMPTY_STATE: RecurrentState = (None, None, None, None)
-
 #: Frames: uint8 RGB numpy `(H,W,3)` or `(T,H,W,3)`, or torch float RGB `[3,H,W]`/`[T,3,H,W]` in 0..1.
-Frames = Union[np.ndarray, Tensor]
+Frames = np.ndarray | Tensor
 
 _PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_PRECISION_NAMES = {dtype: name for name, dtype in _PRECISIONS.items()}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -62,36 +62,22 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return _PRECISIONS[precision]
 
 
+def check_ratio(ratio: float | str) -> float | str:
+    """`"auto"` or a number in (0, 1]; ValueError naming the option otherwise."""
+    if ratio == "auto":
+        return ratio
+    try:
+        value = float(ratio)
+    except (TypeError, ValueError):
+        raise ValueError(f"downsample ratio must be 'auto' or a number in (0, 1], got {ratio!r}") from None
+    if not 0 < value <= 1:
+        raise ValueError(f"downsample ratio must be in (0, 1], got {value:g}")
+    return value
+
+
 def auto_downsample_ratio(height: int, width: int) -> float:
     """The network works best with its input between 256 and 512 px: `min(1, 512 / max(H, W))`."""
     return min(1.0, 512 / max(height, width))
-
-
-@dataclass
-class Matte:
-    """Network output for T frames, on the engine's device.
-
-    foreground: `[T,3,H,W]` predicted foreground colour in 0..1 (meaningful where alpha > 0)
-    alpha: `[T,1,H,W]` in 0..1
-    """
-
-    foreground: Tensor
-    alpha: Tensor
-
-    def __len__(self) -> int:
-        return self.alpha.shape[0]
-
-    def alpha_uint8(self) -> np.ndarray:
-        """`(T,H,W)` uint8 alpha."""
-        return _to_uint8(self.alpha[:, 0])
-
-    def foreground_uint8(self) -> np.ndarray:
-        """`(T,H,W,3)` uint8 foreground colour."""
-        return _to_uint8(self.foreground.permute(0, 2, 3, 1))
-
-    def rgba(self) -> np.ndarray:
-        """`(T,H,W,4)` uint8 straight (not premultiplied) RGBA: foreground colour + alpha."""
-        return _to_uint8(torch.cat([self.foreground, self.alpha], 1).permute(0, 2, 3, 1))
 
 
 def _batch(frames: np.ndarray) -> np.ndarray:
@@ -101,28 +87,21 @@ def _batch(frames: np.ndarray) -> np.ndarray:
     return frames if frames.ndim == 4 else frames[None]
 
 
-def _to_uint8(x: Tensor) -> np.ndarray:
-    return to_host(x.float().mul(255).round_().to(torch.uint8))
-
-
-class Matter:
+class MattingEngine:
     """Stateful matting engine: model, device, precision, ratio and the recurrent state.
 
-    >>> matter = Matter()                   # device auto, bundled weights
+    >>> engine = MattingEngine()            # device auto, bundled weights
     >>> for chunk in chunks_of_frames:      # uint8 (T,H,W,3) arrays of one clip, in order
-    ...     matte = matter(chunk)           # state carried to the next call
-    >>> matter.reset()                      # before the next clip
+    ...     matte = engine(chunk)           # state carried to the next call
+    >>> engine.reset()                      # before the next clip
     """
 
     def __init__(self, device: str | torch.device = "auto", precision: str = "auto",
-                 downsample_ratio: float | str = "auto", model: torch.nn.Module | None = None) -> None:
+                 downsample_ratio: float | str = "auto", model: MattingNetwork | None = None) -> None:
+        self.requested_device = str(device)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(precision, self.device)
-        if downsample_ratio != "auto":
-            downsample_ratio = float(downsample_ratio)
-            if not 0 < downsample_ratio <= 1:
-                raise ValueError(f"downsample ratio must be in (0, 1], got {downsample_ratio}")
-        self.downsample_ratio = downsample_ratio
+        self.downsample_ratio = check_ratio(downsample_ratio)
         self.model = model if model is not None else load_model(self.device, self.dtype)
         self.state: RecurrentState = EMPTY_STATE
 
@@ -130,11 +109,37 @@ class Matter:
         """Forget the clip so far: the next frame starts from empty state."""
         self.state = EMPTY_STATE
 
+    def with_ratio(self, downsample_ratio: float | str) -> MattingEngine:
+        """Another engine on the same model (nothing loaded twice), device and precision, with its
+        own downsample ratio and an empty state; this one is left as it is."""
+        other = copy.copy(self)
+        other.downsample_ratio = check_ratio(downsample_ratio)
+        other.state = EMPTY_STATE
+        return other
+
     def ratio_for(self, height: int, width: int) -> float:
         """The downsample ratio used for frames of this size."""
         if self.downsample_ratio == "auto":
             return auto_downsample_ratio(height, width)
         return float(self.downsample_ratio)
+
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) of the network's input for frames of this size."""
+        ratio = self.ratio_for(height, width)
+        return max(1, int(height * ratio)), max(1, int(width * ratio))
+
+    def describe(self) -> str:
+        """Device and precision in words, e.g. `cpu, fp32` or `cuda:0 NVIDIA H200, fp16`."""
+        name = str(self.device)
+        if self.device.type == "cuda":
+            index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            name = f"cuda:{index} {torch.cuda.get_device_name(index)}"
+        text = f"{name}, {_PRECISION_NAMES[self.dtype]}"
+        if self.device.type == "cpu" and self.requested_device == "auto":
+            # the most common surprise with tools like this one: a GPU that is silently not used
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            text += f" ({why})"
+        return text
 
     def to_tensor(self, frames: Frames) -> Tensor:
         """Frames in any accepted form -> `[T,3,H,W]` on the engine's device and dtype."""
@@ -171,12 +176,14 @@ class Matter:
         return self.model.encode(src[None], downsample_ratio=self.ratio_for(*src.shape[-2:]))
 
     @torch.inference_mode()
-    def step_coarse(self, frames: Frames | Features, state: RecurrentState = EMPTY_STATE) -> tuple[Coarse, RecurrentState]:
+    def step_coarse(self, frames: Frames | Features,
+                    state: RecurrentState | None = EMPTY_STATE) -> tuple[Coarse, RecurrentState]:
         """The recurrent low-resolution half of `step`; finish with `refine`.
 
         Split so a pipeline can refine frame t on one thread while this runs frame t+1.
-        `frames` may be `encode`'s output for them.
+        `frames` may be `encode`'s output for them; `state` None means an empty state.
         """
+        state = EMPTY_STATE if state is None else state
         features = frames if isinstance(frames, Features) else self.encode(frames)
         h, w = features.src.shape[-2:]
         ratio = self.ratio_for(h, w)
@@ -189,17 +196,42 @@ class Matter:
         return coarse, tuple(new_state)  # type: ignore[return-value]
 
     @torch.inference_mode()
+    def step_small(self, small: Tensor, state: RecurrentState | None = EMPTY_STATE) -> tuple[Coarse, RecurrentState]:
+        """The recurrent half on a picture already at the network's size, `[1,3,h,w]` in 0..1 on
+        the engine's device and dtype (still mode resizes with its own filter and runs this
+        repeatedly). The coarse output's `src` is `small` itself."""
+        state = EMPTY_STATE if state is None else state
+        coarse, *new_state = self.model.coarse(small, *state, downsample_ratio=1.0)
+        return coarse, tuple(new_state)  # type: ignore[return-value]
+
+    @torch.inference_mode()
     def refine(self, coarse: Coarse) -> Matte:
         """Full-resolution foreground and alpha from `step_coarse`'s output (stateless)."""
         fgr, pha = self.model.refine(coarse)
         return Matte(fgr[0], pha[0])
 
-    def step(self, frames: Frames, state: RecurrentState = EMPTY_STATE) -> tuple[Matte, RecurrentState]:
-        """Matte T consecutive frames of one clip, starting from `state`; returns the new state."""
+    @torch.inference_mode()
+    def guided_coefficients(self, coarse: Coarse) -> Tensor:
+        """The guided filter's low-resolution linear models `[N,8,h,w]` (A for RGB+grey, then b):
+        full-resolution foreground residual and alpha are `A * [rgb, grey] + b` with A and b
+        upsampled bilinearly (`apply_coefficients`). For renderers that upsample them their own way."""
+        return self.model.refiner.coefficients(coarse.small, coarse.y, coarse.hid)
+
+    @staticmethod
+    def apply_coefficients(coefficients: Tensor, src: Tensor) -> Tensor:
+        """`A * [rgb, grey] + b` for coefficients `[N,8,H,W]` already at the size of `src` `[N,3,H,W]`
+        (0..1): foreground residual (add `src`) and alpha, `[N,4,H,W]`, not yet clamped."""
+        from .model.refiner import DeepGuidedFilter
+
+        return DeepGuidedFilter.apply_coefficients(coefficients, src)
+
+    def step(self, frames: Frames, state: RecurrentState | None = EMPTY_STATE) -> tuple[Matte, RecurrentState]:
+        """Matte T consecutive frames of one clip, starting from `state` (None: empty); returns the new state."""
         coarse, state = self.step_coarse(frames, state)
         return self.refine(coarse), state
 
-    def warm_up(self, frame: Frames | Features, passes: int, state: RecurrentState = EMPTY_STATE) -> RecurrentState:
+    def warm_up(self, frame: Frames | Features, passes: int,
+                state: RecurrentState | None = EMPTY_STATE) -> RecurrentState:
         """The state after running one frame `passes` times: primes the memory before a shot.
 
         A shot's first frames are the network's weakest, because its memory starts empty; the
@@ -207,6 +239,7 @@ class Matter:
         any output is made (benchmarks/video_quality.md). Only the low-resolution half runs,
         and the stateless encoder once: `frame` may be `encode`'s output for it.
         """
+        state = EMPTY_STATE if state is None else state
         if passes <= 0:
             return state
         features = (frame if isinstance(frame, Features) else self.encode(frame)).frames(0, 1)
@@ -226,3 +259,7 @@ class Matter:
     def __call__(self, frames: Frames) -> Matte:
         """Matte the next frames of the current clip, carrying `self.state`."""
         return self.refine(self.coarse(frames))
+
+
+#: The engine's first name, kept for existing code.
+Matter = MattingEngine

@@ -1,9 +1,10 @@
-"""Live matting: camera (or a file standing in for one) -> matter -> preview window and/or recording.
+"""Live matting: camera (or a file standing in for one) -> stage chain -> preview window and/or recording.
 
 `run_live` is what `vidmatte --webcam` runs. The camera is captured on its own thread that keeps
-only the newest frame, so the loop always mattes the freshest picture and drops the ones it
-had no time for: the view never falls behind the camera. Frames are matted one at a time with
-the recurrent state carried, at a network resolution chosen for speed.
+only the newest frame, so the chain always mattes the freshest picture and drops the ones it had
+no time for: the view never falls behind the camera. The frames go through the same stage chain
+as files (`vidmatte.pipeline`), with the plan for a live source, on a worker thread; this thread
+composes the current view, shows it, reads keys and hands the recording to its writer.
 
 Keys in the window: q / Esc quit, b next background, v next view (matte / original / alpha),
 s save a snapshot (RGBA PNG). Ctrl-C stops like q: the recording is finished, not discarded.
@@ -12,35 +13,38 @@ s save a snapshot (RGBA PNG). Ctrl-C stops like q: the recording is finished, no
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Optional
 
 import cv2
 import numpy as np
 import torch
 
-from .compose import Background, check_background
-from .concurrency import BackgroundConsumer
-from .errors import OutputError
-from .io import open_writer, output_form
-from .io.atomic import check_target
-from .io.camera import CameraSource, CameraSpec, CapturedFrame
-from .live_views import BACKGROUNDS, VIEWS, CvWindow, Display, draw_overlay, make_live_background, render_view
-from .matter import Matte
+from ..compose import check_background
+from ..concurrency import BackgroundConsumer, iter_pushed
+from ..engine import MattingEngine
+from ..errors import OutputError
+from ..io.atomic import check_target
+from ..io.camera import TIME_BASE, CameraSource, CameraSpec
+from ..io.formats import output_form
+from ..io.video_writer import VideoWriter, open_writer
+from ..options import log
+from ..pipeline.chain import StageChain
+from ..pipeline.runner import run_chain
+from ..plan import describe_run, plan_run
+from ..types import CapturedFrame, Rendered
+from .views import VIEWS, BackgroundCycle, CvWindow, Display, draw_overlay, render_view
 
 #: Longest side of the network's input for live use, per device type: small enough for real
 #: time on a laptop CPU, the network's recommended 512 where a GPU has time to spare.
 LIVE_NETWORK_SIZE = {"cpu": 320}
 LIVE_NETWORK_SIZE_DEFAULT = 512
 
-#: `smoother(matte, frames) -> matte`, e.g. `vidmatte.temporal.AlphaSmoother`; frames are (1,H,W,3).
-Smoother = Callable[[Matte, np.ndarray], Matte]
-
 _QUIT_KEYS = {ord("q"), ord("Q"), 27}
-_RECORD_TIME_BASE = 1000  # recording pts in milliseconds of capture time
+_CHECKER = ("checker", "checkerboard", "transparent")
 
 
 def live_downsample_ratio(height: int, width: int, device: torch.device | str = "cpu") -> float:
@@ -53,12 +57,12 @@ def live_downsample_ratio(height: int, width: int, device: torch.device | str = 
 
 @dataclass
 class LiveFrame:
-    """What `on_frame` gets for each processed frame."""
+    """What `on_frame` gets for each delivered frame."""
 
     index: int  # the source's capture number (gaps are dropped frames)
     capture_time: float  # time.monotonic() at capture
     rgb: np.ndarray  # (H,W,3) uint8 camera picture
-    matte: Matte  # after smoothing
+    rgba: np.ndarray  # (H,W,4) uint8 straight RGBA matte (after smoothing)
     picture: np.ndarray  # (H,W,3) uint8 RGB of the current view, without overlay text
     latency: float  # seconds from capture to shown (window) / rendered and handed to the recorder
 
@@ -100,8 +104,8 @@ class LiveStats:
         return text
 
 
-def save_snapshot(matte: Matte, folder: str | Path, index: int) -> Path:
-    """Write the frame's RGBA (straight alpha) as a PNG in `folder`; returns its path."""
+def save_snapshot(rgba: np.ndarray, folder: str | Path, index: int) -> Path:
+    """Write one frame's `(H,W,4)` uint8 RGBA (straight alpha) as a PNG in `folder`; returns its path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"vidmatte-{time.strftime('%Y%m%d-%H%M%S')}-{index:06d}"
@@ -110,38 +114,37 @@ def save_snapshot(matte: Matte, folder: str | Path, index: int) -> Path:
     while path.exists():
         path = folder / f"{stem}-{n}.png"
         n += 1
-    rgba = matte.rgba()[0]
     if not cv2.imwrite(str(path), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA)):
         raise OutputError(f"cannot write snapshot {path}")
     return path
 
 
-def run_live(source: CameraSource | CameraSpec, *, matter: Any, output: str | Path | None = None,
-             background: str = "checker", smoother: Optional[Smoother] = None, window: bool | Display = True,
+def run_live(source: CameraSource | CameraSpec, *, engine: MattingEngine, output: str | Path | None = None,
+             background: str = "checker", smooth: float | None = None, window: bool | Display = True,
              max_frames: int | None = None, overwrite: bool = False, snapshot_dir: str | Path = ".",
-             on_frame: Optional[Callable[[LiveFrame], Optional[bool]]] = None, view: str = "matte",
+             on_frame: Callable[[LiveFrame], bool | None] | None = None, view: str = "matte",
              quality: int | None = None, read_timeout: float = 5.0) -> LiveStats:
     """Matte a live source until it ends, q/Esc, Ctrl-C, `max_frames`, or `on_frame` returns False.
 
     source: a `CameraSource` (opened here if it is not yet) or what picks one: camera index,
         /dev/videoX, or a video file (played in real time, like a camera).
-    matter: a `vidmatte.Matter`; its state is reset first. With `downsample_ratio="auto"` the
-        ratio used is `live_downsample_ratio` (restored afterwards).
+    engine: its recurrent state is reset first. With `downsample_ratio="auto"` the network runs
+        at `live_downsample_ratio` (on an engine sharing its model; the caller's is not changed).
     output: optional recording, any output form (.webm/.mov/folder/ with alpha as RGBA;
         .mp4/.mkv as a composite over the current background); timed by capture time, so it
         plays at real speed. A run stopped by the user leaves a complete file.
     background: the view's background: 'checker' (transparency), a colour, 'blur', an image or
-        video file; `b` cycles through it and `BACKGROUNDS`.
-    smoother: optional `smoother(matte, frames) -> matte` applied to each frame's matte (with
-        a `reset()` called first, if it has one).
+        video file; `b` cycles through it and the built-in ones.
+    smooth: AlphaSmoother strength for the temporal filter, None for none.
     window: True opens an OpenCV window (DisplayError where there is none), False runs
         headless, or a `Display` object to show into.
     on_frame: called with a `LiveFrame` after each frame is delivered; returning False stops.
+    How the run uses the machine is logged (info) to the `vidmatte` logger.
     Raises InputError (no camera, camera busy), OutputError, DisplayError before anything runs.
     """
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; use one of {', '.join(VIEWS)}")
-    if background.strip().lower() not in ("checker", "checkerboard", "transparent"):
+    if background.strip().lower() not in _CHECKER:
         check_background(background)
     if max_frames is not None and max_frames < 1:
         raise ValueError("max_frames must be at least 1")
@@ -150,7 +153,6 @@ def run_live(source: CameraSource | CameraSpec, *, matter: Any, output: str | Pa
         check_target(Path(output), folder=form == "png", overwrite=overwrite)
 
     stats = LiveStats(output=Path(output) if output is not None else None)
-    previous_ratio = getattr(matter, "downsample_ratio", None)
     with contextlib.ExitStack() as stack:
         display: Display | None = None
         if window is True:
@@ -165,38 +167,54 @@ def run_live(source: CameraSource | CameraSpec, *, matter: Any, output: str | Pa
         stats.width, stats.height = width, height
         stats.source_fps = float(camera.frame_rate) if camera.frame_rate else None
 
-        device = getattr(matter, "device", torch.device("cpu"))
-        dtype = getattr(matter, "dtype", torch.float32)
-        if previous_ratio == "auto":
-            matter.downsample_ratio = live_downsample_ratio(height, width, device)
-            stack.callback(setattr, matter, "downsample_ratio", previous_ratio)
-        ratio_for = getattr(matter, "ratio_for", None)
-        stats.ratio = ratio_for(height, width) if ratio_for else None
-        if hasattr(matter, "reset"):
-            matter.reset()
-        if smoother is not None and hasattr(smoother, "reset"):
-            smoother.reset()
-
-        backgrounds = _BackgroundCycle(background, width, height, device, dtype)
-        recorder = None
+        if engine.downsample_ratio == "auto":
+            engine = engine.with_ratio(live_downsample_ratio(height, width, engine.device))
+        stats.ratio = engine.ratio_for(height, width)
+        plan = plan_run(engine, (height, width), smooth=bool(smooth), live=True)
+        chain = StageChain(engine, plan, "rgba", smooth=smooth, scene_reset=True, warmup=0)
+        log.info(describe_run(engine, engine.network_size(height, width), (height, width), "(live)"))
+        backgrounds = BackgroundCycle(background, width, height, engine.device, engine.dtype)
+        recorder: BackgroundConsumer[tuple[np.ndarray, int | None]] | None = None
+        writer: VideoWriter | None = None
         if output is not None:
             writer = stack.enter_context(open_writer(
-                output, width=width, height=height, frame_rate=None, time_base=Fraction(1, _RECORD_TIME_BASE),
-                alpha=True, quality=quality, overwrite=overwrite))
-            recorder = stack.enter_context(BackgroundConsumer(lambda item: writer.write(*item), maxsize=2,
-                                                              name="record"))
+                output, width=width, height=height, frame_rate=None, time_base=TIME_BASE, alpha=True,
+                quality=quality, overwrite=overwrite))
+            recorder = stack.enter_context(BackgroundConsumer(_recording(writer), maxsize=2, name="record"))
         state = _LoopState(view=view)
+        stop = threading.Event()
+
+        def frames() -> Iterator[CapturedFrame]:
+            while not stop.is_set():
+                frame = camera.read_latest(timeout=read_timeout)
+                if frame is None:
+                    return
+                yield frame
+
+        def matte(push: Callable[[Rendered], None]) -> None:
+            run_chain(frames(), chain, push)
+
+        rendered: Generator[Rendered, None, None] = iter_pushed(matte, maxsize=1, name="live")
         try:
-            _loop(camera, matter, smoother, backgrounds, display, recorder,
-                  writer.carries_alpha if recorder is not None else False,
-                  max_frames, Path(snapshot_dir), on_frame, read_timeout, stats, state)
+            with contextlib.closing(rendered):
+                _deliver(rendered, backgrounds, display, recorder, writer.carries_alpha if writer else False,
+                         max_frames, Path(snapshot_dir), on_frame, stats, state)
         except KeyboardInterrupt:
             stats.stopped_by = "interrupt"  # leave the with block normally: the recording is finished
+        finally:
+            stop.set()
+            camera.close()  # wakes a read waiting for the next frame, so the chain's thread ends
         stats.end_reason = camera.end_reason
-    if recorder is not None:
+    if writer is not None:
         stats.recorded = writer.frames_written
     _finish_stats(stats, state)
     return stats
+
+
+def _recording(writer: VideoWriter) -> Callable[[tuple[np.ndarray, int | None]], None]:
+    def write(item: tuple[np.ndarray, int | None]) -> None:
+        writer.write(*item)
+    return write
 
 
 @dataclass
@@ -204,7 +222,6 @@ class _LoopState:
     view: str
     first_delivery: float | None = None
     last_delivery: float | None = None
-    first_capture: float | None = None
     first_index: int | None = None
     last_index: int | None = None
     fps_smoothed: float = 0.0
@@ -213,90 +230,61 @@ class _LoopState:
     message_until: float = 0.0
 
 
-class _BackgroundCycle:
-    """The user's background first, then the built-in ones; made on first use, then kept."""
+def _deliver(rendered: Iterator[Rendered], backgrounds: BackgroundCycle, display: Display | None,
+             recorder: BackgroundConsumer | None, record_alpha: bool, max_frames: int | None,
+             snapshot_dir: Path, on_frame: Callable[[LiveFrame], bool | None] | None,
+             stats: LiveStats, state: _LoopState) -> None:
+    """Show, record and account each matted frame, and act on keys, until a stop."""
+    stats.stopped_by = "end"
+    for item in rendered:
+        for rgba, frame in zip(item.pictures, item.frames):
+            if max_frames is not None and stats.frames >= max_frames:
+                stats.stopped_by = "max-frames"
+                return
+            assert isinstance(frame, CapturedFrame)
+            rgb = frame.rgb
+            picture = render_view(state.view, rgba, rgb, backgrounds.picture(rgb) if state.view == "matte" else None)
+            if recorder is not None:
+                if record_alpha:
+                    recorded = rgba
+                elif state.view == "matte":
+                    recorded = picture
+                else:
+                    recorded = render_view("matte", rgba, rgb, backgrounds.picture(rgb))
+                recorder.put((recorded, frame.pts))
+            key = -1
+            if display is not None:
+                bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+                display.show(draw_overlay(bgr, _overlay_lines(state, backgrounds.name, recorder is not None)))
+                key = display.poll_key()
+            delivered = time.monotonic()
+            latency = delivered - frame.captured
+            _account(stats, state, frame, delivered, latency)
 
-    def __init__(self, first: str, width: int, height: int, device: torch.device, dtype: torch.dtype) -> None:
-        names = [first] + [b for b in BACKGROUNDS if b != first.strip().lower()]
-        self.names = names
-        self.position = 0
-        self._made: dict[str, Background] = {}
-        self._args = (width, height, device, dtype)
-        self.current  # the user's own spec fails here, before the loop starts
-
-    @property
-    def name(self) -> str:
-        return self.names[self.position]
-
-    @property
-    def current(self) -> Background:
-        name = self.name
-        if name not in self._made:
-            self._made[name] = make_live_background(name, *self._args)
-        return self._made[name]
-
-    def advance(self) -> None:
-        self.position = (self.position + 1) % len(self.names)
-
-
-def _loop(camera: CameraSource, matter: Any, smoother: Optional[Smoother], backgrounds: _BackgroundCycle,
-          display: Display | None, recorder: BackgroundConsumer | None, record_alpha: bool,
-          max_frames: int | None, snapshot_dir: Path, on_frame: Optional[Callable[[LiveFrame], Optional[bool]]],
-          read_timeout: float, stats: LiveStats, state: _LoopState) -> None:
-    while True:
+            if on_frame is not None and on_frame(LiveFrame(frame.index, frame.captured, rgb, rgba, picture,
+                                                           latency)) is False:
+                stats.stopped_by = "callback"
+                return
+            if key in _QUIT_KEYS:
+                stats.stopped_by = "key"
+                return
+            if key in (ord("b"), ord("B")):
+                backgrounds.advance()
+                _say(state, f"background: {backgrounds.name}")
+            elif key in (ord("v"), ord("V")):
+                state.view = VIEWS[(VIEWS.index(state.view) + 1) % len(VIEWS)]
+                _say(state, f"view: {state.view}")
+            elif key in (ord("s"), ord("S")):
+                try:
+                    path = save_snapshot(rgba, snapshot_dir, frame.index)
+                except (OutputError, OSError) as error:  # a failed snapshot must not end the session
+                    _say(state, f"snapshot failed: {error}")
+                else:
+                    stats.snapshots.append(path)
+                    _say(state, f"saved {path.name}")
         if max_frames is not None and stats.frames >= max_frames:
             stats.stopped_by = "max-frames"
             return
-        frame: CapturedFrame | None = camera.read_latest(timeout=read_timeout)
-        if frame is None:
-            stats.stopped_by = "end"
-            return
-        rgb = frame.rgb
-        matte = matter(rgb)
-        if smoother is not None:
-            matte = smoother(matte, rgb[None])
-        background = backgrounds.current
-        picture = render_view(state.view, matte, rgb, background)
-        if recorder is not None:
-            if record_alpha:
-                recorded = matte.rgba()[0]
-            elif state.view == "matte":
-                recorded = picture
-            else:
-                recorded = render_view("matte", matte, rgb, background)
-            if state.first_capture is None:
-                state.first_capture = frame.time
-            pts = round((frame.time - state.first_capture) * _RECORD_TIME_BASE)
-            recorder.put((recorded, pts))
-        key = -1
-        if display is not None:
-            bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
-            display.show(draw_overlay(bgr, _overlay_lines(state, backgrounds.name, recorder is not None)))
-            key = display.poll_key()
-        delivered = time.monotonic()
-        latency = delivered - frame.time
-        _account(stats, state, frame, delivered, latency)
-
-        if on_frame is not None and on_frame(LiveFrame(frame.index, frame.time, rgb, matte, picture, latency)) is False:
-            stats.stopped_by = "callback"
-            return
-        if key in _QUIT_KEYS:
-            stats.stopped_by = "key"
-            return
-        if key in (ord("b"), ord("B")):
-            backgrounds.advance()
-            _say(state, f"background: {backgrounds.name}")
-        elif key in (ord("v"), ord("V")):
-            state.view = VIEWS[(VIEWS.index(state.view) + 1) % len(VIEWS)]
-            _say(state, f"view: {state.view}")
-        elif key in (ord("s"), ord("S")):
-            try:
-                path = save_snapshot(matte, snapshot_dir, frame.index)
-            except (OutputError, OSError) as error:  # a failed snapshot must not end the session
-                _say(state, f"snapshot failed: {error}")
-            else:
-                stats.snapshots.append(path)
-                _say(state, f"saved {path.name}")
 
 
 def _account(stats: LiveStats, state: _LoopState, frame: CapturedFrame, delivered: float, latency: float) -> None:

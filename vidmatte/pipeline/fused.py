@@ -1,6 +1,6 @@
 """The full-resolution half on CPU in one pass: guided filter, clamping and composing, band by band.
 
-`Matter.refine` followed by `compose.render` materialises full-resolution float frames
+`MattingEngine.refine` followed by `compose.render` materialises full-resolution float frames
 several times over (coefficients, foreground, alpha, composite, rounding), each pass a
 trip through main memory, and freshly allocated buffers that size page-fault on first
 touch. Here the guided filter's coefficients are resized once into a reused buffer and
@@ -17,31 +17,28 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .compose import OUTPUT_TYPES, Background, ColorBackground
-from .matter import Matter
-from .model.network import Coarse
+from ..compose import Background, ColorBackground
+from ..engine import MattingEngine
+from ..io.formats import OUTPUT_TYPES
+from ..model.network import Coarse
 
 #: Rows per band: the band's working set (~12 float planes of 64x1280) stays in L2/L3 cache.
 BAND_ROWS = 64
 
 
-def fused_render_supported(matter: Matter, output_type: str) -> bool:
-    """The fused path covers float32 CPU engines and every output type."""
-    return matter.device.type == "cpu" and matter.dtype == torch.float32 and output_type in OUTPUT_TYPES
-
-
 class FusedRenderer:
-    """`render(matter.refine(coarse), output_type, frames, background)` in one pass.
+    """`render(engine.refine(coarse), output_type, frames, background)` in one pass, for float32
+    engines on the CPU (whether to use it is `plan.plan_run`'s decision).
 
     One instance serves one thread (it keeps scratch buffers between calls).
     """
 
-    def __init__(self, matter: Matter, output_type: str, background: Background | None = None) -> None:
-        if not fused_render_supported(matter, output_type):
-            raise ValueError(f"no fused path for {output_type!r} on {matter.device} {matter.dtype}")
+    def __init__(self, engine: MattingEngine, output_type: str, background: Background | None = None) -> None:
+        if engine.device.type != "cpu" or engine.dtype != torch.float32 or output_type not in OUTPUT_TYPES:
+            raise ValueError(f"no fused path for {output_type!r} on {engine.device} {engine.dtype}")
         if output_type == "composite" and background is None:
             raise ValueError("a composite needs a background")
-        self.matter, self.output_type, self.background = matter, output_type, background
+        self.engine, self.output_type, self.background = engine, output_type, background
         self._scratch: dict[str, Tensor] = {}
 
     def _buffer(self, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Tensor:
@@ -56,7 +53,7 @@ class FusedRenderer:
         if frames.ndim == 3:
             frames = frames[None]
         count, height, width = frames.shape[:3]
-        coeff = self.matter.model.refiner.coefficients(coarse.small, coarse.y, coarse.hid).float()
+        coeff = self.engine.guided_coefficients(coarse).float()
         if coeff.shape[0] != count:
             raise ValueError(f"{count} frames for a coarse matte of {coeff.shape[0]}")
         # Work in 0..255 units straight from the bytes. The network's foreground is a residual

@@ -1,5 +1,7 @@
 """Still image files: read any common picture upright as RGB, write outputs atomically.
 
+Which suffixes are images and what each output format can hold is decided in `formats`.
+
 Reading goes through OpenCV with `IMREAD_UNCHANGED`, which keeps 16-bit samples and the alpha
 channel but ignores the EXIF orientation tag; the tag is read separately and applied here.
 OpenCV already expands palette PNGs, converts grey+alpha to BGRA and Adobe CMYK JPEGs to BGR.
@@ -15,36 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import InputError, OutputError
-from ..io.atomic import Staging, check_target, write_error
-
-#: Suffixes read as still images (OpenCV decoders present in the opencv-python wheels).
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff",
-                            ".webp", ".pbm", ".pgm", ".ppm", ".pnm", ".jp2"})
+from vidmatte.errors import InputError, OutputError
+from vidmatte.io.atomic import Staging, check_target, write_error
+from vidmatte.io.formats import image_format
 
 #: Largest picture matted in one piece; the working set is ~40 bytes a pixel (3.6 GB here).
 MAX_PIXELS = 90_000_000
-
-
-@dataclass(frozen=True)
-class OutputFormat:
-    suffix: str
-    alpha: bool  # can carry an alpha channel
-    deep: bool  # can carry 16-bit samples
-    max_side: int
-
-
-_OUTPUTS = {
-    ".png": OutputFormat(".png", alpha=True, deep=True, max_side=1 << 31),
-    ".webp": OutputFormat(".webp", alpha=True, deep=False, max_side=16383),
-    # OpenCV writes a 4th TIFF channel without the ExtraSamples tag that marks it as alpha, so
-    # editors may not see transparency: TIFF gets opaque outputs (composite, masks) only.
-    ".tif": OutputFormat(".tif", alpha=False, deep=True, max_side=1 << 31),
-    ".tiff": OutputFormat(".tiff", alpha=False, deep=True, max_side=1 << 31),
-    ".jpg": OutputFormat(".jpg", alpha=False, deep=False, max_side=65535),
-    ".jpeg": OutputFormat(".jpeg", alpha=False, deep=False, max_side=65535),
-    ".bmp": OutputFormat(".bmp", alpha=False, deep=False, max_side=1 << 31),
-}
 
 
 @dataclass
@@ -78,11 +56,6 @@ class Picture:
         if self.depth == 8:
             return self.rgb
         return (self.rgb.astype(np.uint32) * 255 + 32767) // 65535  # rounded 16 -> 8 bits
-
-
-def is_image_path(path: str | Path) -> bool:
-    """True for a file name that vidmatte reads as a still image (by its suffix)."""
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 def read_image(path: str | Path) -> Picture:
@@ -195,17 +168,6 @@ def _to_picture(image: np.ndarray, path: Path) -> Picture:
     raise InputError(f"{path} has {channels} channels; use grey, RGB or RGBA images")
 
 
-def output_format(path: str | Path) -> OutputFormat:
-    """The still format a path asks for; OutputError for a suffix vidmatte does not write."""
-    suffix = Path(path).suffix.lower()
-    try:
-        return _OUTPUTS[suffix]
-    except KeyError:
-        what = f"extension '{suffix}'" if suffix else "no extension"
-        raise OutputError(f"{path} has {what}; for images write .png or .webp (with alpha), or .jpg / .tif "
-                          f"(composite or mask)") from None
-
-
 def write_image(path: str | Path, image: np.ndarray, *, overwrite: bool = False) -> Path:
     """Write `image` (RGB/RGBA/grey, uint8 or uint16) to `path` atomically.
 
@@ -215,7 +177,7 @@ def write_image(path: str | Path, image: np.ndarray, *, overwrite: bool = False)
     8-bit; JPEG: quality 95.
     """
     path = Path(path)
-    form = output_format(path)
+    form = image_format(path)
     if image.dtype == np.uint16 and not form.deep:
         image = ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     if max(image.shape[:2]) > form.max_side:

@@ -14,17 +14,14 @@ import torch
 
 from tests.conftest import moving_clip
 from tests.io.conftest import audio_span, make_clip, stream_info
-from vidmatte import Matter, OutputError
+from vidmatte import MattingEngine, OutputError
 from vidmatte.io import VideoReader, read_webm_alpha_frames
-from vidmatte.pipeline import VideoOptions, default_output_path, matte_frames, matte_video
+from vidmatte.io.formats import default_output
+from vidmatte.pipeline import StageChain, VideoOptions, matte_frames, matte_video
+from vidmatte.plan import applied, plan_run
 
 RATE = Fraction(24000, 1001)
 FRAMES = 6
-
-
-@pytest.fixture(scope="module")
-def matter():
-    return Matter(device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +45,9 @@ def _png_frames(folder):
     return names, [cv2.cvtColor(cv2.imread(str(folder / n), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA) for n in names]
 
 
-def test_default_is_webm_with_alpha_audio_and_timing(clip, matter):
-    out = matte_video(clip, matter=matter)
-    assert out == default_output_path(clip) == clip.with_name("clip_matte.webm")
+def test_default_is_webm_with_alpha_audio_and_timing(clip, engine):
+    out = matte_video(clip, engine=engine)
+    assert out == default_output(clip, "video") == clip.with_name("clip_matte.webm")
     frames = list(read_webm_alpha_frames(out))
     assert len(frames) == FRAMES and frames[0].shape == (144, 192, 4)
     alpha = np.stack(frames)[..., 3]
@@ -59,12 +56,12 @@ def test_default_is_webm_with_alpha_audio_and_timing(clip, matter):
     info = stream_info(out)
     assert info["audio_codec"] == "opus"  # AAC cannot go into WebM: transcoded
     assert _times(out) == pytest.approx(_times(clip), abs=1e-3)  # 23.976 kept, not rounded
-    start, end = audio_span(out)
+    _start, end = audio_span(out)
     assert end == pytest.approx(FRAMES / RATE, abs=0.05)
 
 
-def test_prores_4444_keeps_alpha_and_copies_audio(clip, matter, tmp_path):
-    out = matte_video(clip, tmp_path / "clip.mov", matter=matter)
+def test_prores_4444_keeps_alpha_and_copies_audio(clip, engine, tmp_path):
+    out = matte_video(clip, tmp_path / "clip.mov", engine=engine)
     info = stream_info(out)
     # FFmpeg's decoder reports 4444 as 12-bit; the tag ap4h is what editors read as ProRes 4444
     assert info["video_codec"] == "prores" and info["pix_fmt"].startswith("yuva444p")
@@ -78,15 +75,15 @@ def test_prores_4444_keeps_alpha_and_copies_audio(clip, matter, tmp_path):
     assert _times(out) == pytest.approx(_times(clip), abs=1e-6)
 
 
-def test_png_folder_holds_the_predicted_foreground_colour(clip, matter, person, tmp_path):
-    out = matte_video(clip, str(tmp_path / "frames") + "/", matter=matter)
+def test_png_folder_holds_the_predicted_foreground_colour(clip, engine, person, tmp_path):
+    out = matte_video(clip, str(tmp_path / "frames") + "/", engine=engine)
     names, pngs = _png_frames(out)
     assert names == [f"{i:06d}.png" for i in range(FRAMES)]
     with VideoReader(clip) as reader:
         decoded = np.stack([f.rgb for f in reader])
-    matter.reset()
-    matter.prime(decoded[0], VideoOptions().warmup)  # what the pipeline does before a clip
-    expected = matter(decoded).rgba()
+    engine.reset()
+    engine.prime(decoded[0], VideoOptions().warmup)  # what the pipeline does before a clip
+    expected = engine(decoded).rgba()
     got = np.stack(pngs)
     assert np.abs(got.astype(int) - expected).max() <= 1
     # at soft edges the colour is the network's foreground, not the source pixel with its old background
@@ -95,8 +92,8 @@ def test_png_folder_holds_the_predicted_foreground_colour(clip, matter, person, 
     assert np.abs(got[..., :3][soft].astype(int) - decoded[soft]).mean() > 2
 
 
-def test_mp4_composite_over_green_keeps_audio(clip, matter, tmp_path):
-    out = matte_video(clip, tmp_path / "green.mp4", matter=matter)
+def test_mp4_composite_over_green_keeps_audio(clip, engine, tmp_path):
+    out = matte_video(clip, tmp_path / "green.mp4", engine=engine)
     info = stream_info(out)
     assert info["video_codec"] == "h264" and info["audio_codec"] == "aac"
     with av.open(str(out)) as c:
@@ -110,30 +107,30 @@ def test_mp4_composite_over_green_keeps_audio(clip, matter, tmp_path):
     ("#ff00ff", lambda c: c[0] > 200 and c[1] < 50 and c[2] > 200),
     ("blur", lambda c: c.std() < 60),  # the original, blurred: not a flat key colour
 ])
-def test_composite_backgrounds(clip, matter, tmp_path, background, check):
-    out = matte_video(clip, tmp_path / "c.mkv", matter=matter, options=VideoOptions(background=background))
+def test_composite_backgrounds(clip, engine, tmp_path, background, check):
+    out = matte_video(clip, tmp_path / "c.mkv", engine=engine, options=VideoOptions(background=background))
     with av.open(str(out)) as c:
         first = next(c.decode(video=0)).to_ndarray(format="rgb24")
     assert check(first[:6, -6:].reshape(-1, 3).mean(0))
 
 
-def test_image_and_video_backgrounds(clip, matter, tmp_path):
+def test_image_and_video_backgrounds(clip, engine, tmp_path):
     image = np.zeros((50, 50, 3), np.uint8)
     image[:] = (0, 0, 255)  # BGR red
     cv2.imwrite(str(tmp_path / "bg.png"), image)
-    out = matte_video(clip, tmp_path / "i.mp4", matter=matter, options=VideoOptions(background=str(tmp_path / "bg.png")))
+    out = matte_video(clip, tmp_path / "i.mp4", engine=engine, options=VideoOptions(background=str(tmp_path / "bg.png")))
     with av.open(str(out)) as c:
         corner = next(c.decode(video=0)).to_ndarray(format="rgb24")[:6, -6:].reshape(-1, 3).mean(0)
     assert corner[0] > 200 and corner[1] < 50
     bgclip = make_clip(tmp_path / "bg.mp4", width=40, height=30, frames=2)  # shorter than the clip: looped
-    out = matte_video(clip, tmp_path / "v.mp4", matter=matter, options=VideoOptions(background=str(bgclip)))
+    out = matte_video(clip, tmp_path / "v.mp4", engine=engine, options=VideoOptions(background=str(bgclip)))
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(video=0)) == FRAMES
 
 
 @pytest.mark.parametrize("output_type", ["alpha", "foreground"])
-def test_alpha_and_foreground_views(clip, matter, tmp_path, output_type):
-    out = matte_video(clip, str(tmp_path / output_type) + "/", matter=matter,
+def test_alpha_and_foreground_views(clip, engine, tmp_path, output_type):
+    out = matte_video(clip, str(tmp_path / output_type) + "/", engine=engine,
                       options=VideoOptions(output_type=output_type))
     _, pngs = _png_frames(out)
     first = pngs[0]
@@ -145,34 +142,34 @@ def test_alpha_and_foreground_views(clip, matter, tmp_path, output_type):
 
 
 @pytest.mark.parametrize("width,height", [(33, 17), (7, 5)])
-def test_odd_and_tiny_sizes_come_out_exact(tmp_path, matter, width, height):
+def test_odd_and_tiny_sizes_come_out_exact(tmp_path, engine, width, height):
     src = make_clip(tmp_path / "odd.mkv", width=width, height=height, frames=3, codec="ffv1")
-    out = matte_video(src, tmp_path / "odd.webm", matter=matter)
+    out = matte_video(src, tmp_path / "odd.webm", engine=engine)
     frames = list(read_webm_alpha_frames(out))
     assert len(frames) == 3 and frames[0].shape == (height, width, 4)
-    out = matte_video(src, tmp_path / "odd.mp4", matter=matter)
+    out = matte_video(src, tmp_path / "odd.mp4", engine=engine)
     with av.open(str(out)) as c:
         f = next(c.decode(video=0))
     assert (f.width, f.height) == (width, height)
 
 
-def test_rgba_into_mp4_is_refused_before_anything_is_written(clip, matter, tmp_path):
+def test_rgba_into_mp4_is_refused_before_anything_is_written(clip, engine, tmp_path):
     with pytest.raises(OutputError, match="alpha"):
-        matte_video(clip, tmp_path / "x.mp4", matter=matter, options=VideoOptions(output_type="rgba"))
+        matte_video(clip, tmp_path / "x.mp4", engine=engine, options=VideoOptions(output_type="rgba"))
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_existing_output_is_never_touched_without_overwrite(clip, matter, tmp_path):
+def test_existing_output_is_never_touched_without_overwrite(clip, engine, tmp_path):
     target = tmp_path / "out.webm"
     target.write_bytes(b"precious")
     with pytest.raises(OutputError, match="exists"):
-        matte_video(clip, target, matter=matter)
+        matte_video(clip, target, engine=engine)
     assert target.read_bytes() == b"precious"
-    matte_video(clip, target, matter=matter, options=VideoOptions(overwrite=True))
+    matte_video(clip, target, engine=engine, options=VideoOptions(overwrite=True))
     assert len(list(read_webm_alpha_frames(target))) == FRAMES
 
 
-def test_frames_are_streamed_not_collected(matter, person):
+def test_frames_are_streamed_not_collected(engine, person):
     """Decoding runs only a bounded distance ahead of the consumer: memory is flat in clip length."""
     from vidmatte.io import VideoFrame
 
@@ -184,64 +181,65 @@ def test_frames_are_streamed_not_collected(matter, person):
             made.append(i)
             yield VideoFrame(person[i % FRAMES], i, Fraction(1, 24))
 
-    stream = matte_frames(endless(), matter, "rgba", chunk_size=2)
+    chain = StageChain(engine, plan_run(engine, (144, 192), chunk_size=2), "rgba")
+    stream = matte_frames(endless(), chain)
     taken = list(itertools.islice(stream, 10))
     assert [f.pts for _, f in taken] == list(range(10))
     assert len(made) <= 10 + 2 * 6  # at most a few chunks of read-ahead (queue of 4, one in hand each side)
 
 
-def test_variable_frame_rate_and_rotation_survive_the_pipeline(tmp_path, matter, person):
+def test_variable_frame_rate_and_rotation_survive_the_pipeline(tmp_path, engine, person):
     pts = [0, 1000, 1500, 4000, 4100, 7000]  # irregular gaps, time base 1/12000
     vfr = make_clip(tmp_path / "vfr.mp4", images=person, pts=pts, time_base=Fraction(1, 12000), rate=Fraction(12))
-    out = matte_video(vfr, tmp_path / "vfr.mov", matter=matter)
+    out = matte_video(vfr, tmp_path / "vfr.mov", engine=engine)
     assert _times(out) == pytest.approx([p / 12000 for p in pts], abs=1e-6)
     rotated = make_clip(tmp_path / "phone.mp4", images=person, rotation=90)
-    out = matte_video(rotated, str(tmp_path / "phone") + "/", matter=matter)
+    out = matte_video(rotated, str(tmp_path / "phone") + "/", engine=engine)
     _, pngs = _png_frames(out)
     assert pngs[0].shape == (192, 144, 4)  # upright: width and height swapped like the display matrix says
 
 
-def test_hard_cut_resets_the_state(tmp_path, matter, person, sample_rgb):
+def test_hard_cut_resets_the_state(tmp_path, engine, person, sample_rgb):
     """After a detected cut the output equals a fresh run on the second shot alone."""
     shot_b = moving_clip(np.ascontiguousarray(sample_rgb[:, ::-1, ::-1]), 144, 192, frames=4, seed=1)
     joined = make_clip(tmp_path / "cut.mkv", images=np.concatenate([person, shot_b]), codec="ffv1")
     alone = make_clip(tmp_path / "b.mkv", images=shot_b, codec="ffv1")
-    _, with_reset = _png_frames(matte_video(joined, str(tmp_path / "j") + "/", matter=matter))
-    _, fresh = _png_frames(matte_video(alone, str(tmp_path / "b") + "/", matter=matter))
+    _, with_reset = _png_frames(matte_video(joined, str(tmp_path / "j") + "/", engine=engine))
+    _, fresh = _png_frames(matte_video(alone, str(tmp_path / "b") + "/", engine=engine))
     after = np.stack(with_reset[FRAMES:]).astype(int)
     assert np.abs(after - np.stack(fresh)).max() <= 1
-    _, no_reset = _png_frames(matte_video(joined, str(tmp_path / "n") + "/", matter=matter,
+    _, no_reset = _png_frames(matte_video(joined, str(tmp_path / "n") + "/", engine=engine,
                                           options=VideoOptions(scene_reset=False)))
     assert np.abs(np.stack(no_reset[FRAMES:]).astype(int) - np.stack(fresh))[..., 3].max() > 5
 
 
-def test_warm_up_primes_every_shot(tmp_path, matter, person, sample_rgb):
+def test_warm_up_primes_every_shot(tmp_path, engine, person, sample_rgb):
     """With warm-up, the first frame of each shot is matted with a primed state: the same as a
     manual `prime` on that shot alone, and different from the cold start."""
     shot_b = moving_clip(np.ascontiguousarray(sample_rgb[:, ::-1, ::-1]), 144, 192, frames=4, seed=1)
     joined = make_clip(tmp_path / "cut.mkv", images=np.concatenate([person, shot_b]), codec="ffv1")
     warm = VideoOptions(warmup=4)
-    _, primed = _png_frames(matte_video(joined, str(tmp_path / "w") + "/", matter=matter, options=warm))
-    _, cold = _png_frames(matte_video(joined, str(tmp_path / "c") + "/", matter=matter,
+    _, primed = _png_frames(matte_video(joined, str(tmp_path / "w") + "/", engine=engine, options=warm))
+    _, cold = _png_frames(matte_video(joined, str(tmp_path / "c") + "/", engine=engine,
                                       options=VideoOptions(warmup=0)))
     with VideoReader(joined) as reader:
         decoded = np.stack([frame.rgb for frame in reader])
     for start in (0, FRAMES):
-        matter.reset()
-        matter.prime(decoded[start], 4)
-        expected = matter(decoded[start:start + 1]).rgba()[0].astype(int)
+        engine.reset()
+        engine.prime(decoded[start], 4)
+        expected = engine(decoded[start:start + 1]).rgba()[0].astype(int)
         assert np.abs(primed[start].astype(int) - expected).max() <= 1
         assert np.abs(cold[start].astype(int) - expected)[..., 3].max() > 5
 
 
-def test_refine_changes_only_edges(clip, matter, tmp_path):
-    half = Matter(device="cpu", model=matter.model, downsample_ratio=0.5)  # refinement acts below full res
-    _, plain = _png_frames(matte_video(clip, str(tmp_path / "p") + "/", matter=half))
-    _, refined = _png_frames(matte_video(clip, str(tmp_path / "r") + "/", matter=half,
+def test_refine_changes_only_edges(clip, engine, tmp_path):
+    half = engine.with_ratio(0.5)  # refinement acts below full res
+    _, plain = _png_frames(matte_video(clip, str(tmp_path / "p") + "/", engine=half))
+    _, refined = _png_frames(matte_video(clip, str(tmp_path / "r") + "/", engine=half,
                                          options=VideoOptions(refine=True)))
-    _, full = _png_frames(matte_video(clip, str(tmp_path / "f") + "/", matter=matter,
+    _, full = _png_frames(matte_video(clip, str(tmp_path / "f") + "/", engine=engine,
                                       options=VideoOptions(refine=True)))
-    _, full_plain = _png_frames(matte_video(clip, str(tmp_path / "g") + "/", matter=matter))
+    _, full_plain = _png_frames(matte_video(clip, str(tmp_path / "g") + "/", engine=engine))
     assert np.array_equal(np.stack(full), np.stack(full_plain))  # ratio 1: nothing to recover, left alone
     plain_a, refined_a = np.stack(plain)[..., 3].astype(int), np.stack(refined)[..., 3].astype(int)
     changed = np.abs(plain_a - refined_a) > 2
@@ -255,16 +253,20 @@ def test_refine_changes_only_edges(clip, matter, tmp_path):
 @pytest.fixture
 def staged_encoder(monkeypatch):
     """The GPU arrangement on CPU: the encoder on a thread of its own, after the render thread."""
-    import vidmatte.pipeline as pipeline
+    import dataclasses
 
-    monkeypatch.setattr(pipeline, "separate_encoder_stage", lambda device: True)
+    import vidmatte.pipeline.clip as clip_module
+
+    real = clip_module.plan_run
+    monkeypatch.setattr(clip_module, "plan_run",
+                        lambda *args, **kwargs: dataclasses.replace(real(*args, **kwargs), separate_encoder=True))
 
 
 @pytest.mark.parametrize("name", ["out.mp4", "out.webm"])
-def test_separate_encoder_stage_writes_the_same_clip(clip, matter, tmp_path, request, name):
-    inline = matte_video(clip, tmp_path / f"inline_{name}", matter=matter)
+def test_separate_encoder_stage_writes_the_same_clip(clip, engine, tmp_path, request, name):
+    inline = matte_video(clip, tmp_path / f"inline_{name}", engine=engine)
     request.getfixturevalue("staged_encoder")
-    staged = matte_video(clip, tmp_path / f"staged_{name}", matter=matter)
+    staged = matte_video(clip, tmp_path / f"staged_{name}", engine=engine)
     if name.endswith(".webm"):
         a, b = np.stack(list(read_webm_alpha_frames(inline))), np.stack(list(read_webm_alpha_frames(staged)))
     else:
@@ -276,7 +278,7 @@ def test_separate_encoder_stage_writes_the_same_clip(clip, matter, tmp_path, req
     assert _times(staged) == _times(inline)
 
 
-def test_separate_encoder_stage_failure_leaves_nothing(clip, matter, tmp_path, monkeypatch, staged_encoder):
+def test_separate_encoder_stage_failure_leaves_nothing(clip, engine, tmp_path, monkeypatch, staged_encoder):
     import errno
 
     from vidmatte.io.encoded_writer import EncodedVideoWriter
@@ -291,43 +293,49 @@ def test_separate_encoder_stage_failure_leaves_nothing(clip, matter, tmp_path, m
 
     monkeypatch.setattr(EncodedVideoWriter, "_write_frame", fills_the_disk)
     with pytest.raises(OutputError, match="space"):
-        matte_video(clip, tmp_path / "out.webm", matter=matter)
+        matte_video(clip, tmp_path / "out.webm", engine=engine)
     assert list(tmp_path.iterdir()) == [clip]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_cuda_pipeline_writes_the_clip(clip, tmp_path):
-    out = matte_video(clip, tmp_path / "gpu.webm", matter=Matter(device="cuda"))
+    out = matte_video(clip, tmp_path / "gpu.webm", engine=MattingEngine(device="cuda"))
     frames = np.stack(list(read_webm_alpha_frames(out)))
     assert frames.shape == (FRAMES, 144, 192, 4)
     assert frames[:, 100:, 40:90, 3].mean() > 200 and frames[:, :10, -10:, 3].mean() < 30
     assert _times(out) == pytest.approx(_times(clip), abs=1e-3)
 
 
-def test_upload_ahead_gives_the_same_coarse_mattes_as_encode_ahead(matter, person):
-    """The GPU arrangement of the decoding thread (frames uploaded ahead, encoded later) against
+def test_upload_ahead_gives_the_same_coarse_mattes_as_encode_ahead(engine, person):
+    """The GPU arrangement of the reading thread (frames uploaded ahead, encoded later) against
     the CPU one (encoded ahead), on the CPU: the same network outputs, chunk for chunk."""
+    import dataclasses
+
     from vidmatte.io import VideoFrame
-    from vidmatte.pipeline import _coarse_mattes
+    from vidmatte.pipeline.runner import chunks
 
     frames = [VideoFrame(rgb, i, Fraction(1, 24)) for i, rgb in enumerate(person)]
     runs = []
     for ahead in (True, False):
-        matter.reset()
-        runs.append([c.y.clone() for c, *_ in _coarse_mattes(frames, matter, 2, warmup=2, encode_ahead=ahead)])
+        plan = dataclasses.replace(plan_run(engine, (144, 192), chunk_size=2), encode_ahead=ahead)
+        chain = StageChain(engine, plan, "rgba", warmup=2)
+        runs.append([c.coarse.y.clone() for part in chunks(frames, 2) for c in chain.recurrent(chain.front(part))])
     assert len(runs[0]) == len(runs[1]) == FRAMES // 2
     for a, b in zip(*runs):
         assert (a - b).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_stage_settings_are_restored_even_after_an_error(device):
+def test_plan_settings_are_restored_even_after_an_error(engine, device):
     """CPU: thread counts per stage; CUDA: cuDNN's algorithm search (a flag, settable without a GPU)."""
-    from vidmatte.pipeline import stage_settings
+    import dataclasses
 
+    plan = plan_run(engine, (144, 192))
+    if device == "cuda":
+        plan = dataclasses.replace(plan, torch_threads=None, opencv_threads=None, cudnn_benchmark=True)
     before = torch.get_num_threads(), cv2.getNumThreads(), torch.backends.cudnn.benchmark
     with pytest.raises(KeyboardInterrupt):
-        with stage_settings(torch.device(device)):
+        with applied(plan):
             if device == "cpu":
                 assert torch.get_num_threads() == max(1, (os.cpu_count() or 2) // 2)
                 assert cv2.getNumThreads() == 1

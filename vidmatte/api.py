@@ -1,0 +1,125 @@
+"""The library entry: `matte_path(input, output, options)` does whatever the command line does.
+
+It routes any input (a video file, an image, a folder of media, a folder of numbered frames, a
+camera) to its mode, with one options object and one progress callback; the command line, the
+HTTP server and the workers all call this.
+
+    from vidmatte.api import matte_path
+    from vidmatte.options import MatteOptions
+    result = matte_path("clip.mp4", "clip.mov", MatteOptions(smooth=0.9), progress=print)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import InputError
+from .io.formats import default_output, input_kind
+from .options import MatteOptions, ProgressCallback
+
+if TYPE_CHECKING:
+    from .engine import MattingEngine
+    from .folders import FolderSummary
+    from .live import LiveStats
+
+
+@dataclass
+class MatteResult:
+    """What a run did: the input kind, the output written (a file or folder; None for a live run
+    without recording), and the folder summary or live statistics where they apply."""
+
+    kind: str  # "video", "image", "folder", "sequence" or "camera"
+    output: Path | None
+    folder: FolderSummary | None = None
+    live: LiveStats | None = None
+
+
+def open_engine(options: MatteOptions) -> MattingEngine:
+    """A matting engine for the options' device, precision and downsample ratio."""
+    from .engine import MattingEngine
+
+    return MattingEngine(options.device, options.precision, options.downsample_ratio)
+
+
+def check_options(options: MatteOptions) -> None:
+    """Refuse option values no run can use, in one line naming the option (InputError)."""
+    from .engine import check_ratio
+
+    try:
+        check_ratio(options.downsample_ratio)
+    except ValueError as error:
+        raise InputError(f"--downsample-ratio: {error}") from None
+    if options.smooth is not None and not 0 <= options.smooth < 1:
+        raise InputError(f"--smooth-strength must be in [0, 1), got {options.smooth:g}")
+    if options.passes < 1:
+        raise InputError(f"--passes must be at least 1, got {options.passes}")
+    if options.warmup < 0:
+        raise InputError(f"--warmup must be 0 or more, got {options.warmup}")
+    if options.chunk_size is not None and options.chunk_size < 1:
+        raise InputError(f"chunk size must be at least 1, got {options.chunk_size}")
+    if options.max_frames is not None and options.max_frames < 1:
+        raise InputError(f"--max-frames must be at least 1, got {options.max_frames}")
+    if options.fps <= 0:
+        raise InputError(f"--fps must be positive, got {options.fps}")
+
+
+def matte_path(input: str | Path | int | None, output: str | Path | None = None,
+               options: MatteOptions | None = None, *, camera: bool = False, sequence: bool = False,
+               engine: MattingEngine | None = None, progress: ProgressCallback | None = None) -> MatteResult:
+    """Matte `input` into `output` (None: the default name beside the input) and return what was done.
+
+    input: a video or image file, a folder (every image and video in it), a folder of numbered
+        frames with `sequence=True`, or with `camera=True` a camera (index, /dev/videoX, or a
+        video file played like one; None: camera 0).
+    output: the output's form follows its name (see `vidmatte.io.formats`); a trailing '/'
+        names a PNG folder. For a camera, an optional recording.
+    engine: reuse a loaded engine (e.g. a server's); else one is made for the options.
+    progress: gets `Progress` reports ("frames", "files", "passes", "refine").
+    Notices (how the run uses the machine; skipped and failed files) go to the `vidmatte` logger.
+    Raises a `VidmatteError` subclass for anything the user can cause.
+    """
+    options = options or MatteOptions()
+    check_options(options)
+    if camera:
+        return _live(0 if input is None else input, output, options, engine)
+    if input is None:
+        raise InputError("give an input video, image or folder (or a camera)")
+    kind = input_kind(input, sequence=sequence)  # type: ignore[arg-type]
+    path = Path(input)  # type: ignore[arg-type]
+    if kind == "folder":
+        from .folders import matte_folder
+
+        summary = matte_folder(path, output, engine=engine or open_engine(options), options=options,
+                               progress=progress)
+        return MatteResult(kind, summary.output_dir, folder=summary)
+    if kind == "sequence":
+        from .folders import matte_sequence
+
+        written = matte_sequence(path, output, engine=engine, options=options, progress=progress)
+        return MatteResult(kind, written)
+    if kind == "image":
+        from .stills import matte_image
+
+        written = matte_image(path, output, engine=engine or open_engine(options), options=options,
+                              progress=progress)
+        return MatteResult(kind, written)
+    from .pipeline.clip import matte_video
+
+    target = output if output is not None else default_output(path, "video")
+    # without an engine, the video path opens the source before loading the model: a bad file fails fast
+    written = matte_video(path, target, engine=engine, options=options, progress=progress)
+    return MatteResult(kind, written)
+
+
+def _live(spec: str | Path | int, output: str | Path | None, options: MatteOptions,
+          engine: MattingEngine | None) -> MatteResult:
+    from .io.camera import CameraSource
+    from .live import run_live
+
+    engine = engine or open_engine(options)
+    stats = run_live(CameraSource(spec, realtime=options.realtime), engine=engine, output=output,
+                     background=options.background or "checker", smooth=options.smooth, window=options.window,
+                     max_frames=options.max_frames, overwrite=options.overwrite, quality=options.quality)
+    return MatteResult("camera", stats.output, live=stats)
