@@ -1,0 +1,100 @@
+"""Issue #18 as a new user met it, with real processes: kills, damaged and oversized inputs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.io.conftest import listing, make_clip
+
+REPO = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vidmatte", *args], cwd=cwd, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+# --- item 1: kill, timeout and a closed terminal clean up like Ctrl-C ---------------------------
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    """Noise frames: long enough (400 frames) that a run is still writing when the signal comes."""
+    folder = tmp_path_factory.mktemp("long")
+    frames = np.random.default_rng(0).integers(0, 255, (400, 240, 320, 3), dtype=np.uint8)
+    return make_clip(folder / "long.mp4", images=frames, audio="aac")
+
+
+def _default_signals() -> None:
+    # a test runner under `nohup` or in a background job passes on ignored signals; a user's
+    # terminal would not
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
+def _start_writing(clip: Path, cwd: Path) -> subprocess.Popen:
+    """A run writing ProRes (it stores data from the first frame on), once its partial file exists."""
+    os.symlink(clip, cwd / "long.mp4")
+    proc = subprocess.Popen([sys.executable, "-m", "vidmatte", "long.mp4", "-o", "out.mov", "-q"], cwd=cwd,
+                            env=ENV, stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _partials(cwd) and proc.poll() is None:
+        time.sleep(0.05)
+    assert _partials(cwd), "the run never started writing"
+    time.sleep(0.5)  # mid-write, with frames in every queue
+    return proc
+
+
+def _partials(folder: Path) -> list[str]:
+    return [name for name in listing(folder) if ".partial" in name]
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_termination_signals_leave_nothing_behind(tmp_path, long_clip, signum, code):
+    proc = _start_writing(long_clip, tmp_path)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and signal.Signals(signum).name in lines[0] and "discarded" in lines[0], stderr
+    assert listing(tmp_path) == ["long.mp4"]
+
+
+def test_timeout_command_leaves_nothing_behind(tmp_path, long_clip):
+    os.symlink(long_clip, tmp_path / "long.mp4")
+    # `timeout` sends SIGTERM and exits 124 when the time is up
+    result = subprocess.run(["timeout", "8", sys.executable, "-m", "vidmatte", "long.mp4", "-o", "out.mov", "-q"],
+                            cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120,
+                            preexec_fn=_default_signals)
+    assert result.returncode == 124, result.stderr
+    assert "Traceback" not in result.stderr and "SIGTERM" in result.stderr
+    assert listing(tmp_path) == ["long.mp4"]
+
+
+def test_a_rerun_removes_what_kill_9_left(tmp_path, long_clip):
+    proc = _start_writing(long_clip, tmp_path)
+    proc.kill()  # SIGKILL: nothing can clean up
+    proc.communicate(timeout=60)
+    (orphan,) = _partials(tmp_path)
+    assert orphan.startswith(f".out.mov.partial-{proc.pid}-") and orphan.endswith(".mov")
+    make_clip(tmp_path / "short.mp4", frames=3)
+    result = run("short.mp4", "-o", "out.mov", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert listing(tmp_path) == ["long.mp4", "out.mov", "short.mp4"]
