@@ -98,3 +98,25 @@ def test_a_rerun_removes_what_kill_9_left(tmp_path, long_clip):
     result = run("short.mp4", "-o", "out.mov", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert listing(tmp_path) == ["long.mp4", "out.mov", "short.mp4"]
+
+
+# --- item 2: an oversized picture or frame is refused from its header, before decoding -----------
+
+def test_a_png_bomb_is_refused_in_a_moment(tmp_path):
+    from tests.io.test_image_header import _png_bomb
+
+    _png_bomb(tmp_path / "bomb.png")
+    start = time.monotonic()
+    line = one_line_error(run("bomb.png", cwd=tmp_path))
+    assert time.monotonic() - start < 30  # the whole process, torch import included; decoding took 36 s
+    assert "30000x30000" in line and "downscale" in line
+    assert listing(tmp_path) == ["bomb.png"]
+
+
+def test_an_oversized_video_is_refused_from_its_header(tmp_path):
+    from tests.io.test_image_header import _video_claiming
+
+    _video_claiming(tmp_path / "huge.mkv", 12000, 12000)
+    line = one_line_error(run("huge.mkv", "-o", "out.webm", cwd=tmp_path))
+    assert "12000x12000" in line
+    assert listing(tmp_path) == ["huge.mkv"]

@@ -22,6 +22,12 @@ from vidmatte.io._av_util import av_reason, looks_like_video_container
 _RELIABLE_DURATION_FORMATS = ("mov", "mp4", "matroska", "webm")
 _DURATION_TAG = re.compile(r"^(\d+):(\d\d):(\d\d(?:\.\d+)?)$")
 
+#: Largest video frame read: 8192x8192 (67 MP) holds 8K UHD, DCI 8K and 8K x 8K VR. Several
+#: frames are in flight at once at about 40 bytes a pixel, so a larger one would not fit in
+#: memory anyway; refusing it from the stream header keeps a bogus or hostile header (FFmpeg
+#: accepts up to 268 MP) from being decoded at all.
+MAX_FRAME_PIXELS = 8192 * 8192
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -69,12 +75,17 @@ class VideoReader:
         self._container = _open_input(self.path)
         try:
             self._stream = _video_stream(self._container, self.path)
+            codec = self._stream.codec_context
+            _check_frame_size(self.path, codec.width, codec.height)  # from the header, before any decoding
+            # and a frame that grows mid-stream past the limit fails to decode instead of being allocated
+            codec.options = {**codec.options, "max_pixels": str(MAX_FRAME_PIXELS)}
             self._stream.thread_type = "AUTO"  # frame + slice threads: decoding is not the bottleneck
             self._time_base = Fraction(self._stream.time_base or Fraction(1, 1000))
             self._frames: Generator[av.VideoFrame, None, None] = self._decode()
             first = next(self._frames, None)
             if first is None:
                 raise InputError(f"{self.path}: no video frame could be decoded; the file is empty or damaged")
+            _check_frame_size(self.path, first.width, first.height)  # for headers that did not say
             self._first: av.VideoFrame | None = first
             self._coded_size = (first.width, first.height)
             self._turns = round((first.rotation or 0) / 90) % 4
@@ -208,6 +219,12 @@ def _open_input(path: Path) -> av.container.InputContainer:
                 "it is probably truncated or damaged: re-export or re-download it"
             ) from error
         raise InputError(f"{path} is not a video file (or not in a format FFmpeg can read)") from error
+
+
+def _check_frame_size(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_FRAME_PIXELS:
+        raise InputError(f"{path} has {width}x{height} frames ({width * height / 1e6:.0f} MP); videos up to "
+                         f"{MAX_FRAME_PIXELS / 1e6:.0f} MP a frame fit in memory; downscale it first")
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:

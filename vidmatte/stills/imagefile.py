@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import InputError, OutputError
 from ..io.atomic import Staging, check_target, write_error
+from ..io.image_header import image_size
 
 #: Suffixes read as still images (OpenCV decoders present in the opencv-python wheels).
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff",
@@ -98,6 +99,9 @@ def read_image(path: str | Path) -> Picture:
         raise InputError(f"cannot read {path}: {error.strerror or error}") from None
     if data.size == 0:
         raise InputError(f"{path} is empty")
+    declared = image_size(data)
+    if declared is not None:  # refuse a picture too large before decoding it, not after
+        _check_pixels(path, *declared)
     try:
         image, exif = _decode(data)
     except cv2.error:
@@ -105,11 +109,15 @@ def read_image(path: str | Path) -> Picture:
     if image is None or image.size == 0:
         raise InputError(f"{path} is not an image vidmatte can read, or it is damaged")
     height, width = image.shape[:2]
+    _check_pixels(path, width, height)
+    image = _orient(image, exif_orientation(exif) if exif else 1)
+    return _to_picture(image, path)
+
+
+def _check_pixels(path: Path, width: int, height: int) -> None:
     if height * width > MAX_PIXELS:
         raise InputError(f"{path} is {width}x{height} ({height * width / 1e6:.0f} MP); stills up to "
                          f"{MAX_PIXELS / 1e6:.0f} MP fit in memory; downscale it first")
-    image = _orient(image, exif_orientation(exif) if exif else 1)
-    return _to_picture(image, path)
 
 
 def _decode(data: np.ndarray) -> tuple[np.ndarray | None, bytes | None]:
