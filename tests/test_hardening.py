@@ -120,3 +120,46 @@ def test_an_oversized_video_is_refused_from_its_header(tmp_path):
     line = one_line_error(run("huge.mkv", "-o", "out.webm", cwd=tmp_path))
     assert "12000x12000" in line
     assert listing(tmp_path) == ["huge.mkv"]
+
+
+# --- item 3: a damaged JPEG is an error, in a folder a per-file failure --------------------------
+
+def _photo(path: Path) -> Path:
+    import cv2
+
+    from tests.conftest import SAMPLE_IMAGE
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    small = cv2.resize(cv2.imread(str(SAMPLE_IMAGE)), (160, 160), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def _garble(path: Path) -> Path:
+    from tests.io.test_damaged_images import garbled
+
+    path.write_bytes(garbled(path.read_bytes(), at=0.3, length=300))
+    return path
+
+
+def test_a_damaged_jpeg_is_one_line_and_a_failure(tmp_path):
+    _garble(_photo(tmp_path / "photo.jpg"))
+    line = one_line_error(run("photo.jpg", "--passes", "1", cwd=tmp_path))
+    assert line.startswith("vidmatte: error:") and "damaged" in line and "photo.jpg" in line
+    assert "Corrupt JPEG data" in line  # libjpeg's reason, folded into our line
+    assert listing(tmp_path) == ["photo.jpg"]
+
+
+def test_a_damaged_jpeg_in_a_folder_fails_alone(tmp_path):
+    _photo(tmp_path / "shoot" / "good.jpg")
+    _garble(_photo(tmp_path / "shoot" / "bad.jpg"))
+    result = run("shoot", "--passes", "1", "-q", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr  # the file's failure, then the summary: nothing from libjpeg itself
+    assert lines[0].startswith("failed ") and "bad.jpg" in lines[0] and "damaged" in lines[0]
+    assert lines[1].startswith("vidmatte: error: 1 of 2 files failed")
+    assert listing(tmp_path / "shoot_matte") == ["good.png"]

@@ -272,5 +272,5 @@ _PARSERS: tuple[tuple[Callable[[bytes], bool], Callable[[memoryview], Size | Non
     (lambda d: d[:6] in (b"GIF87a", b"GIF89a"), _gif),
     (lambda d: d.startswith(b"\x59\xa6\x6a\x95"), _sun_raster),
     (lambda d: d.startswith((b"#?RADIANCE", b"#?RGBE")), _radiance),
-    (lambda d: d[4:8] == b"ftyp" and d[8:12] in (b"avif", b"avis", b"mif1", b"heic", b"heix"), _avif),
+    (lambda d: d[4:8] == b"ftyp" and d[8:12] in (b"avif", b"avis"), _avif),
 )
