@@ -163,3 +163,21 @@ def test_a_damaged_jpeg_in_a_folder_fails_alone(tmp_path):
     assert lines[0].startswith("failed ") and "bad.jpg" in lines[0] and "damaged" in lines[0]
     assert lines[1].startswith("vidmatte: error: 1 of 2 files failed")
     assert listing(tmp_path / "shoot_matte") == ["good.png"]
+
+
+# --- item 4: an odd-sized video to .mp4 plays everywhere, and the user is told what was done -----
+
+def test_an_odd_sized_clip_to_mp4_is_420_with_a_notice(tmp_path):
+    import av
+
+    make_clip(tmp_path / "odd.mkv", width=161, height=91, frames=3, codec="ffv1")
+    result = run("odd.mkv", "-o", "out.mp4", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("vidmatte: note:"), result.stderr
+    assert "161x91" in lines[0] and "162x92" in lines[0]
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        codec = container.streams.video[0].codec_context
+        assert (codec.profile, codec.pix_fmt) == ("High", "yuv420p")
+        frames = list(container.decode(video=0))
+    assert len(frames) == 3 and (frames[0].width, frames[0].height) == (162, 92)

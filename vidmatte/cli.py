@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -183,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
 
     _fewer_malloc_arenas()
     try:
-        with raise_on_termination():  # kill, timeout, a closed terminal: cleaned up like Ctrl-C
+        # kill, timeout, a closed terminal: cleaned up like Ctrl-C; notices from the writers as one line each
+        with raise_on_termination(), _notices_as_lines():
             cli.main(args=argv, prog_name="vidmatte", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _last_words("vidmatte: interrupted; the unfinished output was discarded")
@@ -199,6 +203,27 @@ def main(argv: list[str] | None = None) -> None:
     except VidmatteError as error:
         click.echo(f"vidmatte: error: {error}", err=True)
         sys.exit(error.exit_code)
+
+
+@contextmanager
+def _notices_as_lines() -> Iterator[None]:
+    """Show each `OutputNotice` warning as "vidmatte: note: ..." (above a progress bar); other warnings as usual."""
+    from tqdm import tqdm
+
+    from .io.formats import OutputNotice
+
+    with warnings.catch_warnings():  # restores showwarning and the filters afterwards
+        warnings.simplefilter("always", OutputNotice)  # one per output, even for repeated sizes in a folder
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+            if issubclass(category, OutputNotice):
+                tqdm.write(f"vidmatte: note: {message}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
 
 
 def _last_words(message: str) -> None:
