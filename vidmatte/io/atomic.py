@@ -83,6 +83,10 @@ def check_target(final: Path, *, folder: bool, overwrite: bool) -> None:
     if not parent.is_dir():
         raise OutputError(f"{parent} is not a folder; choose another output path")
     if not os.access(parent, os.W_OK | os.X_OK):
+        # access() says no on a read-only mount too, for root as well: tell which it is
+        if _read_only_file_system(parent):
+            raise OutputError(f"cannot write to folder {parent}: the file system is read-only; "
+                              "choose an output folder on a writable one")
         raise OutputError(f"cannot write to folder {parent}: permission denied")
     if not (final.exists() or final.is_symlink()):
         return
@@ -104,6 +108,14 @@ def check_target(final: Path, *, folder: bool, overwrite: bool) -> None:
         raise OutputError(f"{final} is a folder; choose a file name for the output")
     if not overwrite:
         raise OutputError(f"{final} exists; use -y to overwrite")
+
+
+def _read_only_file_system(folder: Path) -> bool:
+    """True when `folder` lies on a file system mounted read-only (False where that cannot be told)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):  # no statvfs (Windows), or the folder is unreachable
+        return False
 
 
 def write_error(path: Path, error: OSError) -> OutputError:
