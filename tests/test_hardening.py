@@ -181,3 +181,19 @@ def test_an_odd_sized_clip_to_mp4_is_420_with_a_notice(tmp_path):
         assert (codec.profile, codec.pix_fmt) == ("High", "yuv420p")
         frames = list(container.decode(video=0))
     assert len(frames) == 3 and (frames[0].width, frames[0].height) == (162, 92)
+
+
+# --- item 9: the progress bar's total on a clip whose first timestamp is not 0 ---------------------
+
+# late.mkv starts one frame late (Matroska's duration counts from 0); cut.mp4 starts one frame
+# early, and its edit list hides that frame (the header still counts 88): 87 are shown
+@pytest.mark.parametrize("name, first, shown", [("late.mkv", 1, 88), ("cut.mp4", -1, 87)])
+def test_the_progress_bar_ends_at_its_total(tmp_path, name, first, shown):
+    make_clip(tmp_path / name, frames=88, pts=[first + index for index in range(88)])
+    result = run(name, "-o", "out.webm", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    import re
+
+    states = re.findall(r"\| *(\d+)/(\d+) \[", result.stderr)  # every redraw of the bar: done/total
+    assert states and {total for _, total in states} == {str(shown)}, result.stderr
+    assert states[-1] == (str(shown), str(shown)), result.stderr  # it ends full, not at 87/88

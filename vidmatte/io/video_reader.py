@@ -183,7 +183,8 @@ class VideoReader:
             duration = float(stream.duration * self._time_base)
         elif container.duration:
             duration = container.duration / av.time_base
-        frame_count: int | None = stream.frames or None
+        first_time = None if first.pts is None else float(first.pts * self._time_base)
+        frame_count = _estimate_frame_count(self.path, container, stream, first_time, frame_rate)
         if frame_count is None and duration and frame_rate:
             frame_count = max(1, round(duration * frame_rate))
         width, height = first.width, first.height
@@ -199,6 +200,69 @@ class VideoReader:
             has_audio=bool(container.streams.audio),
             rotation=self._turns * 90,
         )
+
+
+#: ISO media (MP4, MOV, 3GP): the header's sample count is exact, variable frame rate included,
+#: but counts samples an edit list hides (a clip cut with a start before its first shown frame).
+_ISO_MEDIA = "mov"
+#: Packets read at most at each end of the file to find what it really shows (no decoding).
+_PROBE_PACKETS = 2000
+
+
+def _estimate_frame_count(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                          first_time: float | None, rate: Fraction | None) -> int | None:
+    """The number of frames the decoder will deliver, for a progress bar; None when unknown.
+
+    Container durations do not say the same thing everywhere: Matroska and FLV measure from
+    zero, MPEG-TS from the first timestamp, MPEG-PS guesses from the bit rate, and MP4's
+    sample count includes frames its edit list hides. So the file's ends are read instead
+    (packets only, in a second handle): ISO media give their count less the hidden packets,
+    everything else the span from the first decoded frame to the end of the last packet.
+    """
+    hidden, end = 0, None
+    if path.is_file():  # a second reader of anything but a plain file could take the first one's data
+        try:
+            hidden, end = _probe_ends(path, stream.index)
+        except (av.FFmpegError, OSError, ValueError, OverflowError):
+            pass
+    if stream.frames and container.format.name.split(",")[0] == _ISO_MEDIA:
+        return max(1, stream.frames - hidden)
+    if end is not None and first_time is not None and rate:
+        return max(1, round((end - first_time) * rate))
+    return stream.frames or None
+
+
+def _probe_ends(path: Path, index: int) -> tuple[int, float | None]:
+    """(packets the demuxer marks as not shown at the head and the tail of the video stream,
+    end time in seconds of its last shown packet or None)."""
+    with av.open(str(path), "r") as probe:
+        stream = probe.streams[index]
+        time_base = stream.time_base
+        if time_base is None:
+            return 0, None
+        hidden = 0
+        for count, packet in enumerate(probe.demux(stream)):
+            if count >= _PROBE_PACKETS or (packet.size and not packet.is_discard):
+                break
+            hidden += bool(packet.size)
+        # Seek to the last keyframe: far past any end the file could claim, searching backwards.
+        target = (stream.start_time or 0) + int(1e7 / time_base)  # ~115 days in the stream's unit
+        probe.seek(target, backward=True, any_frame=False, stream=stream)
+        end: float | None = None
+        tail_hidden = 0
+        interval = 1 / stream.average_rate if stream.average_rate else Fraction(0)
+        for count, packet in enumerate(probe.demux(stream)):
+            if count >= _PROBE_PACKETS:
+                return hidden, None  # the seek did not reach the end: do not guess
+            if not packet.size or packet.pts is None:
+                continue
+            if packet.is_discard:
+                tail_hidden += 1
+                continue
+            tail_hidden = 0  # only discarded packets after the last shown one are hidden at the end
+            stop = (packet.pts + packet.duration) * time_base if packet.duration else packet.pts * time_base + interval
+            end = float(stop) if end is None else max(end, float(stop))
+        return hidden + tail_hidden, end
 
 
 def _open_input(path: Path) -> av.container.InputContainer:
