@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError, OutputError
 from ..io.atomic import Staging, check_target, write_error
-from ..io.image_header import image_size
+from ..io.image_header import image_size, read_image_size
 from ..io.native_stderr import call_capturing_stderr, replay
 
 #: Suffixes read as still images (OpenCV decoders present in the opencv-python wheels).
@@ -95,15 +95,19 @@ def read_image(path: str | Path) -> Picture:
         raise InputError(f"{path} does not exist")
     if path.is_dir():
         raise InputError(f"{path} is a folder, not an image")
+    declared = read_image_size(path)  # the first bytes tell most formats' size: refuse before reading it all
+    if declared is not None:
+        _check_pixels(path, *declared)
     try:
         data = np.fromfile(path, np.uint8)
     except OSError as error:
         raise InputError(f"cannot read {path}: {error.strerror or error}") from None
     if data.size == 0:
         raise InputError(f"{path} is empty")
-    declared = image_size(data)
-    if declared is not None:  # refuse a picture too large before decoding it, not after
-        _check_pixels(path, *declared)
+    if declared is None:
+        declared = image_size(data)  # a TIFF's directory may follow its pixels
+        if declared is not None:  # refuse a picture too large before decoding it, not after
+            _check_pixels(path, *declared)
     (image, exif), messages = call_capturing_stderr(lambda: _decode_or_none(data))
     damage = [_clean(line) for line in messages if _DAMAGE.search(line)]
     if image is None or image.size == 0:
