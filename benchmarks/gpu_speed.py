@@ -23,7 +23,7 @@ On the lent device machine (torch is there, PyAV is not): here, once,
 then run with carry [".whl"]:
     pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:. &&
     python3 benchmarks/gpu_speed.py --out $OUT &&
-    python3 -m pytest -q -p no:cacheprovider -k cuda tests/test_transfer.py tests/test_matter.py tests/test_pipeline.py
+    python3 -m pytest -q -p no:cacheprovider -k cuda tests/test_transfer.py tests/test_engine.py tests/pipeline/test_clip.py
 (about two minutes of device time: the model-only part takes seconds, the pipeline part
 encodes a 150-frame 1080p clip three ways; the CUDA tests check the GPU path's results.)
 Usage: python benchmarks/gpu_speed.py [--frames 48] [--clip-frames 150] [--rounds 5] [--no-pipeline] [--smoke]

@@ -198,21 +198,36 @@ def _fewer_malloc_arenas() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: `vidmatte` and `python -m vidmatte`."""
+    from .signals import Terminated, raise_on_termination
+
     _fewer_malloc_arenas()
     try:
-        cli.main(args=argv, prog_name="vidmatte", standalone_mode=False)
+        # kill, timeout, a closed terminal: cleaned up like Ctrl-C
+        with raise_on_termination():
+            cli.main(args=argv, prog_name="vidmatte", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("vidmatte: interrupted; the unfinished output was discarded", err=True)
-        sys.stderr.flush()
+        _last_words("vidmatte: interrupted; the unfinished output was discarded")
         # the output is already cleaned up; skip interpreter shutdown, where a worker thread
         # stopped mid-operation (codec, torch) can hold the exit up
         os._exit(130)
+    except Terminated as stop:
+        _last_words(f"vidmatte: {stop}; the unfinished output was discarded")
+        os._exit(stop.exit_code)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
     except VidmatteError as error:
         click.echo(f"vidmatte: error: {error}", err=True)
         sys.exit(error.exit_code)
+
+
+def _last_words(message: str) -> None:
+    """One line on stderr before a prompt exit; silent when stderr is gone (SIGHUP: the terminal closed)."""
+    try:
+        click.echo(message, err=True)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def entry() -> None:

@@ -121,8 +121,8 @@ def _serve(folder: Path, results: queue.Queue) -> http.server.ThreadingHTTPServe
     return server
 
 
-def _play(browser: str, folder: Path) -> dict:
-    (folder / "index.html").write_text(PAGE)
+def _play(browser: str, folder: Path, page: str = PAGE) -> dict:
+    (folder / "index.html").write_text(page)
     results: queue.Queue = queue.Queue()
     server = _serve(folder, results)
     url = f"http://127.0.0.1:{server.server_address[1]}/index.html"

@@ -57,6 +57,8 @@ def test_any_size_comes_out_exactly(tmp_path, name, size):
     writer = _write_frames(path, [image] * 2)
     frames = _read_rgba(path)
     assert len(frames) == 2
+    if output_form(path) == "h264":  # 4:2:0 stores even sizes only: one column/row more (test_h264_sizes.py)
+        width, height = width + width % 2, height + height % 2
     assert frames[0].shape == (height, width, 4)
     assert writer.carries_alpha == (output_form(path) != "h264")
 
@@ -142,11 +144,11 @@ def test_colours_round_trip_through_the_reader(tmp_path, name):
         assert np.abs(frame[16, x].astype(int) - image[16, x]).max() <= 6, (x, frame[16, x], image[16, x])
 
 
-def test_h264_odd_sizes_use_444_and_even_sizes_420(tmp_path, media):
+def test_h264_is_420_at_even_and_odd_sizes(tmp_path, media):
     _write_frames(tmp_path / "even.mp4", [np.zeros((16, 16, 3), np.uint8)])
     _write_frames(tmp_path / "odd.mp4", [np.zeros((17, 33, 3), np.uint8)])
     assert media.stream_info(tmp_path / "even.mp4")["pix_fmt"] == "yuv420p"
-    assert media.stream_info(tmp_path / "odd.mp4")["pix_fmt"] == "yuv444p"
+    assert media.stream_info(tmp_path / "odd.mp4")["pix_fmt"] == "yuv420p"
 
 
 def test_wrong_frames_are_caller_bugs(tmp_path):

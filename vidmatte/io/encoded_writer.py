@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import cast
 
 import av
+import cv2
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from av.video.stream import VideoStream
@@ -16,6 +17,7 @@ from vidmatte.io.atomic import Staging, write_error
 from vidmatte.io.audio import AudioTrack
 from vidmatte.io.formats import EncoderSettings
 from vidmatte.io.writer_base import VideoWriter
+from vidmatte.options import log
 
 # Matroska stores timestamps in milliseconds whatever the stream asks for, so frames are
 # timed in that unit directly; MP4/MOV keep the source's own time base (exact, e.g. 1001/24000).
@@ -26,7 +28,12 @@ _LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
 
 
 class EncodedVideoWriter(VideoWriter):
-    """Encodes RGB(A) frames with one FFmpeg encoder into a temporary file, optionally with audio."""
+    """Encodes RGB(A) frames with one FFmpeg encoder into a temporary file, optionally with audio.
+
+    `stored_width`/`stored_height` are the size in the file: the frames' own, except that
+    H.264 rounds an odd size up to even (the last column/row repeated; a warning on the `vidmatte` logger
+    warning says so when the writer opens).
+    """
 
     def __init__(
         self,
@@ -84,8 +91,15 @@ class EncodedVideoWriter(VideoWriter):
             options["avoid_negative_ts"] = "disabled"
         self._container = av.open(str(self._staging.temp), "w", format=muxer, options=options)
         stream = cast(VideoStream, self._container.add_stream(settings.codec, options=settings.options))
-        stream.width = self.width
-        stream.height = self.height
+        self.stored_width, self.stored_height = _stored_size(self.width, self.height, settings)
+        self._pad = (self.stored_height - self.height, self.stored_width - self.width)
+        if any(self._pad):
+            log.warning(
+                f"note: {self.path}: H.264 as every player decodes it (4:2:0) needs even sizes; the {self.width}x"
+                f"{self.height} picture is stored as {self.stored_width}x{self.stored_height}, its last "
+                f"{_edges(self._pad)} repeated (.webm and .mov keep odd sizes exactly)")
+        stream.width = self.stored_width
+        stream.height = self.stored_height
         stream.pix_fmt = settings.pix_fmt
         codec = stream.codec_context
         codec.time_base = self._tick
@@ -108,6 +122,9 @@ class EncodedVideoWriter(VideoWriter):
             self._audio = AudioTrack.open(audio_from, self._container, muxer)
 
     def _write_frame(self, image: np.ndarray, seconds: Fraction) -> None:
+        if any(self._pad):
+            # replicate, not black: a player that shows the extra line shows more of the edge
+            image = cv2.copyMakeBorder(image, 0, self._pad[0], 0, self._pad[1], cv2.BORDER_REPLICATE)
         # Zero-copy view of the caller's array; the conversion below makes the encoder's copy
         # before this call returns, so the caller may reuse its buffer.
         source = av.VideoFrame.from_numpy_buffer(image, format="rgba" if image.shape[2] == 4 else "rgb24")
@@ -148,6 +165,18 @@ class EncodedVideoWriter(VideoWriter):
                 self._container.close()
             except (av.FFmpegError, OSError):
                 pass  # the output is being deleted; its trailer does not matter
+
+
+def _stored_size(width: int, height: int, settings: EncoderSettings) -> tuple[int, int]:
+    """The size the encoder is given: the frame's, rounded up to even where it must be."""
+    if settings.even_size:
+        return width + width % 2, height + height % 2
+    return width, height
+
+
+def _edges(pad: tuple[int, int]) -> str:
+    rows, columns = pad
+    return " and ".join(name for name, n in (("column", columns), ("row", rows)) if n)
 
 
 def _starts_slightly_negative(source: Path) -> bool:

@@ -183,6 +183,8 @@ class EncoderSettings:
     codec: str
     pix_fmt: str
     options: dict[str, str]
+    even_size: bool = False
+    """The encoder takes even widths and heights only: odd frames are padded by one row/column."""
 
 
 def takes_quality(form: str) -> bool:
@@ -224,13 +226,14 @@ def encoder_settings(form: str, *, width: int, height: int, alpha: bool, quality
         )
     if form == "h264":
         crf = _check_quality(form, quality)
-        # H.264 4:2:0 cannot code odd sizes (its crop unit is 2 pixels), so odd sizes use
-        # 4:4:4 to come out exactly as large as the input, at some cost in player support.
-        even = width % 2 == 0 and height % 2 == 0
+        # 4:2:0 (High profile) is what every browser, phone and TV decodes; 4:4:4 (High 4:4:4
+        # Predictive) is not. H.264 4:2:0 cannot code an odd size, not even through the SPS
+        # cropping, whose unit is 2 pixels there: odd frames are padded (`even_size`).
         return EncoderSettings(
             codec="libx264",
-            pix_fmt="yuv420p" if even else "yuv444p",
+            pix_fmt="yuv420p",
             options={"crf": str(crf), "preset": "veryfast", "threads": threads},
+            even_size=True,
         )
     raise ValueError(f"no encoder for form {form!r}")
 

@@ -10,6 +10,7 @@ OpenCV already expands palette PNGs, converts grey+alpha to BGRA and Adobe CMYK 
 from __future__ import annotations
 
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ import numpy as np
 from vidmatte.errors import InputError, OutputError
 from vidmatte.io.atomic import Staging, check_target, write_error
 from vidmatte.io.formats import image_format
+from vidmatte.io.image_header import image_size, read_image_size
+from vidmatte.io.native_stderr import call_capturing_stderr, replay
 
 #: Largest picture matted in one piece; the working set is ~40 bytes a pixel (3.6 GB here).
 MAX_PIXELS = 90_000_000
@@ -65,24 +68,63 @@ def read_image(path: str | Path) -> Picture:
         raise InputError(f"{path} does not exist")
     if path.is_dir():
         raise InputError(f"{path} is a folder, not an image")
+    declared = read_image_size(path)  # the first bytes tell most formats' size: refuse before reading it all
+    if declared is not None:
+        _check_pixels(path, *declared)
     try:
         data = np.fromfile(path, np.uint8)
     except OSError as error:
         raise InputError(f"cannot read {path}: {error.strerror or error}") from None
     if data.size == 0:
         raise InputError(f"{path} is empty")
-    try:
-        image, exif = _decode(data)
-    except cv2.error:
-        image, exif = None, None
+    if declared is None:
+        declared = image_size(data.data)  # a TIFF's directory may follow its pixels
+        if declared is not None:  # refuse a picture too large before decoding it, not after
+            _check_pixels(path, *declared)
+    (image, exif), messages = call_capturing_stderr(lambda: _decode_or_none(data))
+    damage = [_clean(line) for line in messages if _DAMAGE.search(line)]
     if image is None or image.size == 0:
+        if damage:
+            raise InputError(f"{path} is damaged or truncated ({damage[0]}); re-export or re-download it")
+        if declared is not None:  # a readable header, then nothing decodable: cut short, most often
+            raise InputError(f"{path} is damaged or truncated: its header is that of a {declared[0]}x{declared[1]} "
+                             "picture but the picture data cannot be decoded; re-export or re-download it")
         raise InputError(f"{path} is not an image vidmatte can read, or it is damaged")
+    if damage:
+        # the decoder filled in what it could not read (libjpeg: grey): a picture, but not the one in the file
+        raise InputError(f"{path} is damaged ({damage[0]}); re-export or re-download it")
+    replay(messages)
     height, width = image.shape[:2]
+    _check_pixels(path, width, height)
+    image = _orient(image, exif_orientation(exif) if exif else 1)
+    return _to_picture(image, path)
+
+
+def _check_pixels(path: Path, width: int, height: int) -> None:
     if height * width > MAX_PIXELS:
         raise InputError(f"{path} is {width}x{height} ({height * width / 1e6:.0f} MP); stills up to "
                          f"{MAX_PIXELS / 1e6:.0f} MP fit in memory; downscale it first")
-    image = _orient(image, exif_orientation(exif) if exif else 1)
-    return _to_picture(image, path)
+
+
+# Lines decoders print for damaged data (everything else they print is passed on untouched):
+# libjpeg's corrupt-data warnings (not its complaint about an ICC profile, which is only
+# metadata), libpng's errors, and libtiff's errors as OpenCV relays them.
+_DAMAGE = re.compile(r"Corrupt JPEG data(?!: bad ICC)|Premature end of JPEG file|Inconsistent progression sequence"
+                     r"|libpng error|TIFF_Error")
+# OpenCV's log prefix: "[ERROR:0@0.151] global grfmt_tiff.cpp:117 TIFF_Error "
+_LOG_PREFIX = re.compile(r"^\[\s*\w+:[^\]]*\]\s+\S+\s+\S+:\d+\s+\S+\s+")
+
+
+def _clean(line: str) -> str:
+    """A decoder's line as a reason inside our one-line message."""
+    return _LOG_PREFIX.sub("", line).strip().rstrip(".")
+
+
+def _decode_or_none(data: np.ndarray) -> tuple[np.ndarray | None, bytes | None]:
+    try:
+        return _decode(data)
+    except cv2.error:
+        return None, None
 
 
 def _decode(data: np.ndarray) -> tuple[np.ndarray | None, bytes | None]:

@@ -23,6 +23,12 @@ from vidmatte.types import ClipInfo, VideoFrame
 _RELIABLE_DURATION_FORMATS = ("mov", "mp4", "matroska", "webm")
 _DURATION_TAG = re.compile(r"^(\d+):(\d\d):(\d\d(?:\.\d+)?)$")
 
+#: Largest video frame read: 8192x8192 (67 MP) holds 8K UHD, DCI 8K and 8K x 8K VR. Several
+#: frames are in flight at once at about 40 bytes a pixel, so a larger one would not fit in
+#: memory anyway; refusing it from the stream header keeps a bogus or hostile header (FFmpeg
+#: accepts up to 268 MP) from being decoded at all.
+MAX_FRAME_PIXELS = 8192 * 8192
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -58,12 +64,17 @@ class VideoReader:
         self._container = _open_input(self.path)
         try:
             self._stream = _video_stream(self._container, self.path)
+            codec = self._stream.codec_context
+            _check_frame_size(self.path, codec.width, codec.height)  # from the header, before any decoding
+            # and a frame that grows mid-stream past the limit fails to decode instead of being allocated
+            codec.options = {**codec.options, "max_pixels": str(MAX_FRAME_PIXELS)}
             self._stream.thread_type = "AUTO"  # frame + slice threads: decoding is not the bottleneck
             self._time_base = Fraction(self._stream.time_base or Fraction(1, 1000))
             self._frames: Generator[av.VideoFrame, None, None] = self._decode()
             first = next(self._frames, None)
             if first is None:
                 raise InputError(f"{self.path}: no video frame could be decoded; the file is empty or damaged")
+            _check_frame_size(self.path, first.width, first.height)  # for headers that did not say
             self._first: av.VideoFrame | None = first
             self._coded_size = (first.width, first.height)
             self._turns = round((first.rotation or 0) / 90) % 4
@@ -168,7 +179,8 @@ class VideoReader:
             duration = float(stream.duration * self._time_base)
         elif container.duration:
             duration = container.duration / av.time_base
-        frame_count: int | None = stream.frames or None
+        first_time = None if first.pts is None else float(first.pts * self._time_base)
+        frame_count = _estimate_frame_count(self.path, container, stream, first_time, frame_rate)
         if frame_count is None and duration and frame_rate:
             frame_count = max(1, round(duration * frame_rate))
         width, height = first.width, first.height
@@ -184,6 +196,69 @@ class VideoReader:
             has_audio=bool(container.streams.audio),
             rotation=self._turns * 90,
         )
+
+
+#: ISO media (MP4, MOV, 3GP): the header's sample count is exact, variable frame rate included,
+#: but counts samples an edit list hides (a clip cut with a start before its first shown frame).
+_ISO_MEDIA = "mov"
+#: Packets read at most at each end of the file to find what it really shows (no decoding).
+_PROBE_PACKETS = 2000
+
+
+def _estimate_frame_count(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                          first_time: float | None, rate: Fraction | None) -> int | None:
+    """The number of frames the decoder will deliver, for a progress bar; None when unknown.
+
+    Container durations do not say the same thing everywhere: Matroska and FLV measure from
+    zero, MPEG-TS from the first timestamp, MPEG-PS guesses from the bit rate, and MP4's
+    sample count includes frames its edit list hides. So the file's ends are read instead
+    (packets only, in a second handle): ISO media give their count less the hidden packets,
+    everything else the span from the first decoded frame to the end of the last packet.
+    """
+    hidden, end = 0, None
+    if path.is_file():  # a second reader of anything but a plain file could take the first one's data
+        try:
+            hidden, end = _probe_ends(path, stream.index)
+        except (av.FFmpegError, OSError, ValueError, OverflowError):
+            pass
+    if stream.frames and container.format.name.split(",")[0] == _ISO_MEDIA:
+        return max(1, stream.frames - hidden)
+    if end is not None and first_time is not None and rate:
+        return max(1, round((end - first_time) * rate))
+    return stream.frames or None
+
+
+def _probe_ends(path: Path, index: int) -> tuple[int, float | None]:
+    """(packets the demuxer marks as not shown at the head and the tail of the video stream,
+    end time in seconds of its last shown packet or None)."""
+    with av.open(str(path), "r") as probe:
+        stream = probe.streams[index]
+        time_base = stream.time_base
+        if time_base is None:
+            return 0, None
+        hidden = 0
+        for count, packet in enumerate(probe.demux(stream)):
+            if count >= _PROBE_PACKETS or (packet.size and not packet.is_discard):
+                break
+            hidden += bool(packet.size)
+        # Seek to the last keyframe: far past any end the file could claim, searching backwards.
+        target = (stream.start_time or 0) + int(1e7 / time_base)  # ~115 days in the stream's unit
+        probe.seek(target, backward=True, any_frame=False, stream=stream)
+        end: float | None = None
+        tail_hidden = 0
+        interval = 1 / stream.average_rate if stream.average_rate else Fraction(0)
+        for count, packet in enumerate(probe.demux(stream)):
+            if count >= _PROBE_PACKETS:
+                return hidden, None  # the seek did not reach the end: do not guess
+            if not packet.size or packet.pts is None:
+                continue
+            if packet.is_discard:
+                tail_hidden += 1
+                continue
+            tail_hidden = 0  # only discarded packets after the last shown one are hidden at the end
+            stop = (packet.pts + packet.duration) * time_base if packet.duration else packet.pts * time_base + interval
+            end = float(stop) if end is None else max(end, float(stop))
+        return hidden + tail_hidden, end
 
 
 def _open_input(path: Path) -> av.container.InputContainer:
@@ -204,6 +279,12 @@ def _open_input(path: Path) -> av.container.InputContainer:
                 "it is probably truncated or damaged: re-export or re-download it"
             ) from error
         raise InputError(f"{path} is not a video file (or not in a format FFmpeg can read)") from error
+
+
+def _check_frame_size(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_FRAME_PIXELS:
+        raise InputError(f"{path} has {width}x{height} frames ({width * height / 1e6:.0f} MP); videos up to "
+                         f"{MAX_FRAME_PIXELS / 1e6:.0f} MP a frame fit in memory; downscale it first")
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:

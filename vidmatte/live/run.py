@@ -7,7 +7,8 @@ as files (`vidmatte.pipeline`), with the plan for a live source, on a worker thr
 composes the current view, shows it, reads keys and hands the recording to its writer.
 
 Keys in the window: q / Esc quit, b next background, v next view (matte / original / alpha),
-s save a snapshot (RGBA PNG). Ctrl-C stops like q: the recording is finished, not discarded.
+s save a snapshot (RGBA PNG). Ctrl-C (and SIGTERM/SIGHUP where the command line turns them into
+`Terminated`) stops like q: the recording is finished, not discarded.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..options import log
 from ..pipeline.chain import StageChain
 from ..pipeline.runner import run_chain
 from ..plan import describe_run, plan_run
+from ..signals import Terminated
 from ..types import CapturedFrame, Rendered
 from .views import VIEWS, BackgroundCycle, CvWindow, Display, draw_overlay, render_view
 
@@ -199,8 +201,9 @@ def run_live(source: CameraSource | CameraSpec, *, engine: MattingEngine, output
             with contextlib.closing(rendered):
                 _deliver(rendered, backgrounds, display, recorder, writer.carries_alpha if writer else False,
                          max_frames, Path(snapshot_dir), on_frame, stats, state)
-        except KeyboardInterrupt:
-            stats.stopped_by = "interrupt"  # leave the with block normally: the recording is finished
+        except (KeyboardInterrupt, Terminated):
+            # Ctrl-C, kill, a closed terminal: leave the with block normally, the recording is finished
+            stats.stopped_by = "interrupt"
         finally:
             stop.set()
             camera.close()  # wakes a read waiting for the next frame, so the chain's thread ends
