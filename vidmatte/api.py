@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import InputError
-from .io.formats import default_output, input_kind
-from .options import MatteOptions, ProgressCallback
+from .io.formats import default_output, input_kind, output_form, resolve_output_type, takes_quality
+from .options import MatteOptions, ProgressCallback, log
 
 if TYPE_CHECKING:
     from .engine import MattingEngine
@@ -83,11 +83,15 @@ def matte_path(input: str | Path | int | None, output: str | Path | None = None,
     options = options or MatteOptions()
     check_options(options)
     if camera:
+        for note in ineffective_options("camera", output, options):
+            log.warning(note)
         return _live(0 if input is None else input, output, options, engine)
     if input is None:
         raise InputError("give an input video, image or folder (or a camera)")
     kind = input_kind(input, sequence=sequence)  # type: ignore[arg-type]
     path = Path(input)  # type: ignore[arg-type]
+    for note in ineffective_options(kind, output if output is not None else default_output(path, kind), options):
+        log.warning(note)
     if kind == "folder":
         from .folders import matte_folder
 
@@ -111,6 +115,46 @@ def matte_path(input: str | Path | int | None, output: str | Path | None = None,
     # without an engine, the video path opens the source before loading the model: a bad file fails fast
     written = matte_video(path, target, engine=engine, options=options, progress=progress)
     return MatteResult(kind, written)
+
+
+def ineffective_options(kind: str, target: str | Path | None, options: MatteOptions) -> list[str]:
+    """Options given (not at their defaults) that do nothing for a run of this input kind into
+    `target`, each as a one-line note: accepted, as FFmpeg does, but said, so a user who expects
+    an effect is not left guessing."""
+    defaults = MatteOptions()
+    notes: list[str] = []
+
+    def note(flag: str, why: str) -> None:
+        notes.append(f"note: {flag} does nothing here: {why}")
+
+    if kind in ("video", "sequence") and target is not None:
+        form = output_form(target)  # an unwritable name is refused later, with its own message
+        if options.quality is not None and not takes_quality(form):
+            note("--quality", f"{form} output has no quality setting (only WebM and H.264 take a CRF)")
+        output_type = resolve_output_type(target, options.output_type)
+        if options.background is not None and output_type != "composite":
+            note("--background", f"{output_type} output has no background (composites do: .mp4/.mkv, "
+                 "or --output-type composite)")
+    if kind == "image":
+        if target is not None and options.background is not None and \
+                resolve_output_type(target, options.output_type, still=True) != "composite":
+            note("--background", "the picture keeps its alpha (write .jpg, or --output-type composite)")
+        if options.quality is not None:
+            note("--quality", "stills are written losslessly (PNG/WebP) or at JPEG quality 95")
+        for given, flag in ((options.smooth is not None, "--smooth"), (options.warmup != defaults.warmup, "--warmup"),
+                            (not options.scene_reset, "--no-scene-reset")):
+            if given:
+                note(flag, "it acts between video frames, and this is a still")
+    if kind in ("video", "sequence", "camera") and options.passes != defaults.passes:
+        note("--passes", "it bounds still mode, and this is a video")
+    if kind != "sequence" and options.fps != defaults.fps:
+        note("--fps", "it times a --sequence of pictures")
+    if kind != "camera":
+        for given, flag in ((not options.window, "--no-window"), (options.max_frames is not None, "--max-frames"),
+                            (not options.realtime, "--every-frame")):
+            if given:
+                note(flag, "it is for live mode (--webcam / --camera)")
+    return notes
 
 
 def _live(spec: str | Path | int, output: str | Path | None, options: MatteOptions,

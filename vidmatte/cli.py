@@ -106,7 +106,11 @@ def cli(input: Path | None, output: str | None, quiet: bool, webcam: bool, camer
     if not live and input is None:
         raise click.UsageError("give an input video, image or folder (or --webcam)")
     options = _options(flags)
+    strength_given = click.get_current_context().get_parameter_source("smooth_strength") \
+        != click.core.ParameterSource.DEFAULT
     with _Reporter(quiet) as reporter:
+        if strength_given and not flags["smooth"]:
+            log.warning("note: --smooth-strength does nothing without --smooth")
         result = matte_path(camera if live else input, output, options, camera=live, sequence=sequence,
                             progress=reporter.progress)
     _conclude(result, quiet)
@@ -213,6 +217,9 @@ def main(argv: list[str] | None = None) -> None:
     except Terminated as stop:
         _last_words(f"vidmatte: {stop}; the unfinished output was discarded")
         os._exit(stop.exit_code)
+    except click.UsageError as error:  # one line, as every other error, pointing at the help
+        click.echo(f"vidmatte: error: {error.format_message()} (see vidmatte --help)", err=True)
+        sys.exit(error.exit_code)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)

@@ -59,6 +59,9 @@ def matte_source(source: FrameSource, output: str | Path, *, engine: MattingEngi
     clip = source.clip
     output_type = check_video_job(output, options)
     chain = build_chain(engine, clip, output_type, options)
+    if options.video_refine and not chain.plan.refine_edges:
+        log.warning("note: --refine does nothing here: the network already runs at full resolution on %dx%d "
+                    "frames, with no detail to recover", clip.width, clip.height)
     log.info(describe_run(engine, engine.network_size(clip.height, clip.width), (clip.height, clip.width)))
     done = 0
 
