@@ -3,6 +3,8 @@ foreground colours re-estimated there so composites show no fringe."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -71,17 +73,24 @@ def _unit(image: Tensor) -> Tensor:
 
 
 def refine_edges_in_strips(image: Tensor, alpha: Tensor, foreground: Tensor, *, strip_pixels: int = 4_000_000,
-                           overlap: int = 128, **options) -> None:
+                           overlap: int = 128, on_progress: Callable[[str, int, int], None] | None = None,
+                           **options) -> None:
     """`refine_edges` in place on a large picture, a strip of rows at a time (bounded memory).
 
     Strips overlap by `overlap` rows on each side so the solve and the foreground windows see
     their surroundings; each strip's own rows are written back, every strip reading the
     network's (unrefined) values. Pictures of up to `strip_pixels` go in one piece.
+    on_progress: called as `("refine", strips done, strips)` before the first strip and after each.
     """
     height, width = alpha.shape[-2:]
     rows = max(2 * overlap, strip_pixels // max(1, width))
+    strips = -(-height // rows)
+    if on_progress is not None:
+        on_progress("refine", 0, strips)
     if rows >= height:
         refine_edges(image, alpha, foreground, inplace=True, **options)
+        if on_progress is not None:
+            on_progress("refine", 1, 1)
         return
     saved_alpha = saved_fg = None  # the network's values of rows the previous strip has overwritten
     for top in range(0, height, rows):
@@ -94,6 +103,8 @@ def refine_edges_in_strips(image: Tensor, alpha: Tensor, foreground: Tensor, *, 
         saved_alpha, saved_fg = alpha[:, tail].clone(), foreground[:, tail].clone()
         refine_edges(image[:, lo:hi], a, f, inplace=True, **options)
         alpha[:, top:bottom], foreground[:, top:bottom] = a[:, top - lo:bottom - lo], f[:, top - lo:bottom - lo]
+        if on_progress is not None:
+            on_progress("refine", top // rows + 1, strips)
 
 
 def refine_edges_numpy(image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray | None = None,

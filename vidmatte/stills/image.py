@@ -10,9 +10,9 @@ import torch
 from ..compose import OUTPUT_TYPES, check_background, make_background
 from ..errors import OutputError
 from ..io.atomic import check_target
-from ..edges import refine_edges_in_strips
+from ..edges.still import refine_still
 from ..matter import Matter
-from .converge import DEFAULT_MAX_PASSES, DEFAULT_TOL, StillResult, matte_still
+from .converge import DEFAULT_MAX_PASSES, DEFAULT_TOL, Progress, StillResult, matte_still
 from .imagefile import Picture, output_format, read_image, write_image
 
 
@@ -37,7 +37,7 @@ def resolve_image_output_type(path: str | Path, output_type: str | None) -> str:
 def matte_image(source: str | Path, output: str | Path | None = None, *, matter: Matter | None = None,
                 output_type: str | None = None, background: str | None = "green",
                 passes: int = DEFAULT_MAX_PASSES, tol: float = DEFAULT_TOL, flip: bool = False,
-                refine: bool = True, overwrite: bool = False) -> Path:
+                refine: bool = True, overwrite: bool = False, on_progress: Progress | None = None) -> Path:
     """Matte one image file into `output` (default `<stem>_matte.png`); returns the output path.
 
     The output's form follows its name: .png / .webp (lossless) carry RGBA (predicted foreground
@@ -46,6 +46,8 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, matter:
     (the network sees it flattened over white; the output alpha is multiplied by it). The alpha is the converged
     still-mode alpha (`passes` bounds the network passes; 1 = a single video-style pass).
     Nothing is left at `output` unless the whole picture was written.
+    on_progress: `(stage, done, total)` as the network passes, the full-resolution pass and the
+    edge refinement advance (see `vidmatte.stills.converge.Progress`).
     """
     source = Path(source)
     background = background or "green"
@@ -58,11 +60,11 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, matter:
     check_target(target, folder=False, overwrite=overwrite)  # fail before the work, not after
     picture = read_image(source)
     matter = matter or Matter()
-    result = matte_still(matter, picture.rgb, max_passes=passes, tol=tol, flip=flip)
+    result = matte_still(matter, picture.rgb, max_passes=passes, tol=tol, flip=flip, on_progress=on_progress)
     if refine:
         # in place on the result's arrays: no full-size copies of a large picture
-        refine_edges_in_strips(torch.from_numpy(picture.rgb).permute(2, 0, 1), torch.from_numpy(result.alpha)[None],
-                               torch.from_numpy(result.foreground).permute(2, 0, 1))
+        refine_still(picture.rgb, result.alpha, result.foreground, network_scale=result.scale, detail=result.detail,
+                     on_progress=on_progress)
     alpha = result.alpha
     if picture.alpha is not None:
         alpha *= picture.alpha.astype(np.float32) / picture.peak  # transparent in the file stays so
