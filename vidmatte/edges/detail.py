@@ -29,6 +29,10 @@ MAX_OCTAVES = 5
 def detail_factor(rgb: np.ndarray) -> int:
     """The picture's enlargement factor, a power of two >= 1 (1: detail down to the pixel).
 
+    Conservative: never above the true enlargement, and often half of it (the octave just below
+    the original's own resolution still holds some energy): 2x enlargements mostly read 1, 4x
+    read 2, 6x-8x 4, 12.5x 16 and 25x 32 once 8-bit rounding is all the finest octaves hold.
+
     rgb: `(H,W,3)` uint8 or uint16. Counts the finest pyramid octaves that are empty (each below
     `EMPTY_OCTAVE` of the next, or below `NOISE_FLOOR`), stopping at the first that is not. A
     picture with no energy to speak of at any octave (flat) is left at factor 1. Costs about two
