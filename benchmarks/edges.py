@@ -28,13 +28,19 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from stills import _cpu_name, metrics, pictures  # noqa: E402
+from stills import cases, metrics  # noqa: E402
+from temporal import cpu_name as _cpu_name  # noqa: E402
 
 from vidmatte import Matter  # noqa: E402
 from vidmatte.edges import refine_edges  # noqa: E402
 from vidmatte.stills import matte_still, read_image  # noqa: E402
 
 DEFAULT_EVAL = REPO.parent / "shared" / "eval"
+
+
+def pictures(eval_dir: Path) -> list[tuple[str, Path, Path]]:
+    """(name, image, truth) of every people/ and objects/ picture as it is (no composites)."""
+    return [(c.name, c.image, c.truth) for c in cases(eval_dir) if c.background == "original"]
 
 #: (label, keyword arguments of refine_edges); None is the network alone.
 SETTINGS: list[tuple[str, dict | None]] = [

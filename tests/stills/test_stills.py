@@ -349,3 +349,11 @@ def test_edge_refinement_changes_only_the_edge_band(tmp_path, portrait, matter):
     solid = (plain == 255) | (plain == 0)
     edge = ~(cv2.erode(solid.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool))  # 4 px around any soft pixel
     assert not (changed & ~edge).any()  # confident regions away from the edges are untouched
+
+
+def test_still_mode_reports_passes_and_rows(matter, portrait):
+    calls = []
+    matte_still(matter, portrait, max_passes=3, tol=0, progress=lambda p: calls.append((p.task, p.done, p.total)))
+    assert [c for c in calls if c[0] == "passes"] == [("passes", 1, 3), ("passes", 2, 3), ("passes", 3, 3)]
+    rows = [c for c in calls if c[0] == "full resolution"]
+    assert rows and rows[-1] == ("full resolution", SIZE, SIZE)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..options import Progress, ProgressCallback
 from .foreground import RADII, blur_fusion
 from .laplacian import BandOperator, solve_alpha
 from .trimap import HIGH, LOW, unknown_band
@@ -71,29 +72,38 @@ def _unit(image: Tensor) -> Tensor:
 
 
 def refine_edges_in_strips(image: Tensor, alpha: Tensor, foreground: Tensor, *, strip_pixels: int = 4_000_000,
-                           overlap: int = 128, **options) -> None:
+                           overlap: int = 128, progress: ProgressCallback | None = None,
+                           **options) -> None:
     """`refine_edges` in place on a large picture, a strip of rows at a time (bounded memory).
 
     Strips overlap by `overlap` rows on each side so the solve and the foreground windows see
     their surroundings; each strip's own rows are written back, every strip reading the
     network's (unrefined) values. Pictures of up to `strip_pixels` go in one piece.
+    progress: gets `Progress("refine", strips done, strips)` before the first strip and after each.
     """
     height, width = alpha.shape[-2:]
     rows = max(2 * overlap, strip_pixels // max(1, width))
+    strips = -(-height // rows)
+    if progress is not None:
+        progress(Progress("refine", 0, strips))
     if rows >= height:
         refine_edges(image, alpha, foreground, inplace=True, **options)
+        if progress is not None:
+            progress(Progress("refine", 1, 1))
         return
-    saved_alpha = saved_fg = None  # the network's values of rows the previous strip has overwritten
+    saved: tuple[Tensor, Tensor] | None = None  # the network's values of rows the previous strip has overwritten
     for top in range(0, height, rows):
         bottom = min(height, top + rows)
         lo, hi = max(0, top - overlap), min(height, bottom + overlap)
         a, f = alpha[:, lo:hi].clone(), foreground[:, lo:hi].clone()
-        if saved_alpha is not None:
-            a[:, :top - lo], f[:, :top - lo] = saved_alpha, saved_fg
+        if saved is not None:
+            a[:, :top - lo], f[:, :top - lo] = saved
         tail = slice(max(0, bottom - overlap), bottom)
-        saved_alpha, saved_fg = alpha[:, tail].clone(), foreground[:, tail].clone()
+        saved = alpha[:, tail].clone(), foreground[:, tail].clone()
         refine_edges(image[:, lo:hi], a, f, inplace=True, **options)
         alpha[:, top:bottom], foreground[:, top:bottom] = a[:, top - lo:bottom - lo], f[:, top - lo:bottom - lo]
+        if progress is not None:
+            progress(Progress("refine", top // rows + 1, strips))
 
 
 def refine_edges_numpy(image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray | None = None,

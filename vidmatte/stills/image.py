@@ -8,13 +8,14 @@ import numpy as np
 import torch
 
 from ..compose import check_background, make_background
-from ..edges import refine_edges_in_strips
+from ..edges.detail import detail_factor
+from ..edges.still import refine_still
 from ..engine import MattingEngine
 from ..errors import OutputError
 from ..io.atomic import check_target
 from ..io.formats import default_output, image_format, resolve_output_type
 from ..io.images import Picture, read_image, write_image
-from ..options import MatteOptions, Progress, ProgressCallback, log
+from ..options import MatteOptions, ProgressCallback, log
 from ..plan import describe_run
 from .converge import StillResult, matte_still, network_input_size, still_scale
 
@@ -38,7 +39,7 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, engine:
     is kept (the network sees it flattened over white; the output alpha is multiplied by it). The
     alpha is the converged still-mode alpha (`options.passes` bounds the network passes; 1 = a
     single video-style pass), refined in the edge band unless `options.refine` is False.
-    `progress` gets "passes" and "refine" reports. Nothing is left at `output` unless the whole
+    `progress` gets "passes", "full resolution" and "refine" reports. Nothing is left at `output` unless the whole
     picture was written.
     """
     options = options or MatteOptions()
@@ -50,20 +51,17 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, engine:
     check_target(target, folder=False, overwrite=options.overwrite)  # fail before the work, not after
     picture = read_image(source)
     engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
-    scale = still_scale(picture.height, picture.width) if engine.downsample_ratio == "auto" \
+    detail = detail_factor(picture.rgb)
+    scale = still_scale(picture.height, picture.width, detail=detail) if engine.downsample_ratio == "auto" \
         else float(engine.downsample_ratio)
     size = (picture.height, picture.width)
     log.info(describe_run(engine, network_input_size(*size, scale), size, "(still mode)"))
     result = matte_still(engine, picture.rgb, max_passes=options.passes, tol=options.tol, scale=scale, flip=flip,
-                         progress=progress)
+                         detail=detail, progress=progress)
     if options.still_refine:
-        if progress is not None:
-            progress(Progress("refine", 0, 1, source.name))
         # in place on the result's arrays: no full-size copies of a large picture
-        refine_edges_in_strips(torch.from_numpy(picture.rgb).permute(2, 0, 1), torch.from_numpy(result.alpha)[None],
-                               torch.from_numpy(result.foreground).permute(2, 0, 1))
-        if progress is not None:
-            progress(Progress("refine", 1, 1, source.name))
+        refine_still(picture.rgb, result.alpha, result.foreground, network_scale=result.scale, detail=result.detail,
+                     progress=progress)
     alpha = result.alpha
     if picture.alpha is not None:
         alpha *= picture.alpha.astype(np.float32) / picture.peak  # transparent in the file stays so
