@@ -42,7 +42,7 @@ def detail_factor(rgb: np.ndarray) -> int:
     if rgb.dtype == np.uint16:
         grey /= 257.0
     energies: list[float] = []
-    level = grey
+    level: np.ndarray = grey
     for _ in range(MAX_OCTAVES + 1):
         if min(level.shape) < 2 * MIN_SIDE:
             break
@@ -53,8 +53,8 @@ def detail_factor(rgb: np.ndarray) -> int:
     if not energies or energies[-1] < NOISE_FLOOR:
         return 1  # flat: no detail to lose, nothing to judge by
     empty = 0
-    for finer, coarser in zip(energies, energies[1:]):
-        if finer >= NOISE_FLOOR and finer >= EMPTY_OCTAVE * coarser:
+    for finer, next_coarser in zip(energies, energies[1:]):
+        if finer >= NOISE_FLOOR and finer >= EMPTY_OCTAVE * next_coarser:
             break
         empty += 1
     return 2 ** min(empty, MAX_OCTAVES)
