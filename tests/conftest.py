@@ -22,6 +22,18 @@ def _reference_path() -> Path | None:
     return default if default.is_file() else None
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `gpu` run where CUDA is, and are skipped (saying so) elsewhere."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def reference_onnx() -> bytes:
     """Bytes of the reference ONNX graph; skips when absent unless VIDMATTE_REQUIRE_REFERENCE=1."""

@@ -130,7 +130,7 @@ def test_encoded_features_give_the_same_matte(engine, clip):
                           engine.refine(direct).alpha, atol=1e-5)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+@pytest.mark.gpu
 def test_cuda_fp16_agrees_with_cpu_fp32(engine, clip):
     """The CUDA path (fp16, NHWC, pinned uploads, chunks of 4) against the CPU reference path."""
     gpu = MattingEngine(device="cuda")

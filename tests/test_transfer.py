@@ -8,7 +8,7 @@ import torch
 
 from vidmatte.transfer import to_device, to_host
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"))]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -22,7 +22,7 @@ def test_round_trip_is_exact_and_c_ordered(device):
     np.testing.assert_array_equal(back, frames[:, ::-1].transpose(0, 3, 1, 2))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+@pytest.mark.gpu
 def test_cuda_uploads_in_flight_do_not_clobber_each_other():
     """Several asynchronous uploads from pinned staging, queued before any is read, all arrive intact."""
     rng = np.random.default_rng(1)

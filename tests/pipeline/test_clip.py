@@ -297,7 +297,7 @@ def test_separate_encoder_stage_failure_leaves_nothing(clip, engine, tmp_path, m
     assert list(tmp_path.iterdir()) == [clip]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+@pytest.mark.gpu
 def test_cuda_pipeline_writes_the_clip(clip, tmp_path):
     out = matte_video(clip, tmp_path / "gpu.webm", engine=MattingEngine(device="cuda"))
     frames = np.stack(list(read_webm_alpha_frames(out)))
