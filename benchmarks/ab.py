@@ -33,10 +33,12 @@ OUTPUTS = {"mp4": "out.mp4", "webm": "out.webm", "mov": "out.mov", "png": "frame
 def run_cli(checkout: Path, clip: Path, form: str, ratio: str, work: Path) -> float:
     """Seconds for `python -m vidmatte clip -o OUT` with `checkout` on the path."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    cmd = [sys.executable, "-m", "vidmatte", str(clip), "-o", str(work / OUTPUTS[form]), "-y", "-q",
-           "--downsample-ratio", ratio]
+    cmd = [sys.executable, "-m", "vidmatte", str(clip), "-o", f"{work}/{OUTPUTS[form]}", "-y", "-q",
+           "--downsample-ratio", ratio]  # a string: a folder's trailing '/' survives
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, cwd=work, capture_output=True)
+    result = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{checkout}: {' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
     return time.perf_counter() - start
 
 
