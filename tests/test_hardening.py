@@ -197,3 +197,65 @@ def test_the_progress_bar_ends_at_its_total(tmp_path, name, first, shown):
     states = re.findall(r"\| *(\d+)/(\d+) \[", result.stderr)  # every redraw of the bar: done/total
     assert states and {total for _, total in states} == {str(shown)}, result.stderr
     assert states[-1] == (str(shown), str(shown)), result.stderr  # it ends full, not at 87/88
+
+
+# --- item 5: options that do nothing are said to do nothing -------------------------------------
+
+def test_options_that_do_nothing_are_noted(tmp_path):
+    make_clip(tmp_path / "clip.mp4", frames=2)
+    result = run("clip.mp4", "-o", "out.mov", "--quality", "20", "--background", "blue", "--passes", "3",
+                 "--smooth-strength", "0.5", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    notes = result.stderr.strip().splitlines()
+    for flag in ("--quality", "--background", "--passes", "--smooth-strength"):
+        (line,) = [n for n in notes if n.startswith(f"vidmatte: note: {flag} does nothing")]
+        assert len(line) < 200
+    assert len(notes) == 4
+    quiet = run("clip.mp4", "-o", "out.mp4", "-y", "-q", cwd=tmp_path)  # nothing given in vain: nothing said
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+# --- item 8: a file standing in for a camera, every frame when asked -----------------------------
+
+def test_camera_file_every_frame(tmp_path):
+    from vidmatte.io import read_webm_alpha_frames
+
+    make_clip(tmp_path / "talk.mp4", frames=12)
+    result = run("--camera", "talk.mp4", "--every-frame", "--no-window", "-o", "rec.webm", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(list(read_webm_alpha_frames(tmp_path / "rec.webm"))) == 12  # none dropped
+
+
+# --- item 9: the smaller ones ---------------------------------------------------------------------
+
+def test_usage_errors_are_one_line_and_name_the_option(tmp_path):
+    make_clip(tmp_path / "clip.mp4", frames=2)
+    for args, flag in ((("--downsample-ratio", "3"), "--downsample-ratio"), (("--fps", "fast"), "--fps"),
+                       (("--output-type", "sepia"), "--output-type")):
+        line = one_line_error(run("clip.mp4", *args, cwd=tmp_path))
+        assert flag in line and line.startswith("vidmatte: error:")
+    assert listing(tmp_path) == ["clip.mp4"]
+
+
+def test_an_interrupted_folder_run_leaves_no_empty_output_folder(tmp_path, engine):
+    from vidmatte import MatteOptions
+    from vidmatte.folders import matte_folder
+
+    (tmp_path / "shoot" / "day1").mkdir(parents=True)
+    make_clip(tmp_path / "shoot" / "day1" / "a.mp4", frames=4)
+
+    def interrupt(report):
+        if report.task == "frames":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        matte_folder(tmp_path / "shoot", engine=engine, options=MatteOptions(), progress=interrupt)
+    assert listing(tmp_path) == ["shoot"]  # no shoot_matte/, no shoot_matte/day1/, no partial file
+
+
+def test_help_answers_at_once():
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "vidmatte", "--help"], env=ENV, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "--every-frame" in result.stdout
+    assert time.monotonic() - start < 2.0  # torch is not imported (2-3 s by itself; see tests/test_api.py)
