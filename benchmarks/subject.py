@@ -309,13 +309,22 @@ class Scores:
     """Per-frame measurements of one chosen actor in one gate mode."""
 
     mad: list[float] = field(default_factory=list)  # x1e3 vs the chosen one's visible alpha
+    zone: list[float] = field(default_factory=list)  # the same, counting only the chosen one's zone
     leak: list[float] = field(default_factory=list)  # share, on frames where others show
     ident: list[int] = field(default_factory=list)  # -1 none, else actor index
     recall: list[float] = field(default_factory=list)  # kept share of the chosen one's truth, when it shows
 
 
-def score(pred: np.ndarray, visible: list[np.ndarray], full: list[np.ndarray], k: int, s: Scores) -> None:
+def zone_of(full: list[np.ndarray], k: int) -> np.ndarray:
+    """Pixels nearer to actor k's alpha than to anyone else's (where only k can be right or wrong)."""
+    dist = [cv2.distanceTransform((f <= 0.02).astype(np.uint8), cv2.DIST_L2, 3) for f in full]
+    return dist[k] <= np.min(dist, axis=0)
+
+
+def score(pred: np.ndarray, visible: list[np.ndarray], full: list[np.ndarray], k: int, s: Scores,
+          zone: np.ndarray) -> None:
     truth = visible[k]
+    s.zone.append(float((np.abs(pred - truth) * zone).mean() * 1e3))
     others = np.clip(sum(visible) - truth, 0, 1)
     others_area = float(sum(f.sum() for j, f in enumerate(full) if j != k))
     s.mad.append(float(np.abs(pred - truth).mean() * 1e3))
@@ -382,9 +391,10 @@ def run_clip(matter, people: dict[str, Sprite], clip: Clip, cost: list[float]) -
             cost.append(time.process_time() - start)
         outputs = full_alpha(matter.model, coarse, gates + [None])
         for k, (coef, post) in zip(clip.chosen, outputs):
-            score(coef, visible, full, k, modes[k]["coef"])
-            score(post, visible, full, k, modes[k]["post"])
-            score(outputs[-1][0], visible, full, k, modes[k]["none"])
+            zone = zone_of(full, k)
+            score(coef, visible, full, k, modes[k]["coef"], zone)
+            score(post, visible, full, k, modes[k]["post"], zone)
+            score(outputs[-1][0], visible, full, k, modes[k]["none"], zone)
     rows = []
     for k in clip.chosen:
         alone = Scores()
@@ -397,6 +407,8 @@ def run_clip(matter, people: dict[str, Sprite], clip: Clip, cost: list[float]) -
             coarse, state = matter.step_coarse(rgb, state)
             (plain, _), = full_alpha(matter.model, coarse, [None])
             alone.mad.append(float(np.abs(plain - visible[k]).mean() * 1e3))
+            full = [_place(people[a.person], a, t, cache)[1] for a in clip.actors]
+            alone.zone.append(float((np.abs(plain - visible[k]) * zone_of(full, k)).mean() * 1e3))
         apart = ~overlap_frames(clip, people, k)
         rows.append({"clip": clip, "k": k, "how": how[k], "modes": modes[k], "alone": alone, "apart": apart,
                      "report": trackers[k].report()})
@@ -532,20 +544,24 @@ def _min(x) -> float:
 
 
 def synthetic_table(rows: list[dict], mode: str) -> list[str]:
-    lines = ["| clip | chosen (selection) | frames apart | MAD alone | MAD chosen | vs alone | MAD all frames "
-             "| leak mean | leak max | switches (frames on another) | kept of chosen, worst frame |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+    lines = ["| clip | chosen (selection) | frames apart | MAD alone | MAD chosen | vs alone | zone: alone / everyone "
+             "ungated / chosen | MAD all frames | leak mean | leak max | switches (frames on another) "
+             "| kept of chosen, worst frame |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
     for r in rows:
         clip, k, s = r["clip"], r["k"], r["modes"][mode]
         apart = r["apart"]
         alone = np.array(r["alone"].mad)[apart]
         mine = np.array(s.mad)[apart]
         ratio = mine.mean() / alone.mean() - 1 if apart.any() else float("nan")
+        zones = [np.array(x)[apart].mean() if apart.any() else float("nan")
+                 for x in (r["alone"].zone, r["modes"]["none"].zone, s.zone)]
         sw, wrong = switches(s.ident, k)
         actor = clip.actors[k]
         name = f"{actor.person}{' (mirrored)' if actor.mirror else ''}, {_depth(clip, k)}"
         lines.append(f"| {clip.name} | {name} ({r['how']}) | {int(apart.sum())}/{len(apart)} | {alone.mean():.2f} "
-                     f"| {mine.mean():.2f} | {ratio * 100:+.1f}% | {_mean(s.mad):.2f} | {_mean(s.leak) * 100:.2f}% "
+                     f"| {mine.mean():.2f} | {ratio * 100:+.1f}% | {' / '.join(f'{z:.2f}' for z in zones)} "
+                     f"| {_mean(s.mad):.2f} | {_mean(s.leak) * 100:.2f}% "
                      f"| {_max(s.leak) * 100:.2f}% | {sw} ({wrong}) | {_min(s.recall) * 100:.0f}% |")
     return lines
 
@@ -584,7 +600,9 @@ def write_report(path: Path, rows: list[dict], real: dict | None, cost: list[flo
                 "front of it cut out. **MAD** x1e3. **MAD chosen** / **MAD alone**: mean over the frames where "
                 f"the chosen person is apart from everyone (alphas >= 0.02 more than {OVERLAP_MARGIN} px apart), "
                 "with everyone (gated) and matted alone (the network alone, ungated); **vs alone** is the "
-                "difference. **Leak**: the alpha kept on the other people beyond the chosen one's truth, "
+                "difference. **Zone**: the same MADs counting only the pixels nearer to the chosen person than "
+                "to anyone else, for the person alone, for everyone without a gate, and gated: what the network "
+                "itself does differently with other people in the picture, and what the gate adds. **Leak**: the alpha kept on the other people beyond the chosen one's truth, "
                 "sum(min(others' visible alpha, max(0, output - truth))) / the other people's area (their alpha "
                 f"summed, as if unoccluded), per frame where they show at least {MIN_OTHERS:.1%} of the picture; "
                 "mean and worst frame. **Switches**: the person the matte is on (the one with the largest share of "

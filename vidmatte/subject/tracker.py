@@ -192,7 +192,8 @@ class SubjectTracker:
         lines = list(self._events)
         others = len(self._kept_out)
         if others:
-            lines.append(f"kept out {others} other {'person' if others == 1 else 'people'}")
+            lines.append(f"{others} other {'person was' if others == 1 else 'people were'} kept out while the "
+                         "subject was followed")
         return lines
 
     # ---- choosing ----------------------------------------------------------------------------
@@ -445,7 +446,7 @@ class SubjectTracker:
                     take = stray & other_grow
                     out[take] = other
                     stray &= ~take
-            if stray.any() and not self._tracks[tid].occluded:
+            if stray.any():
                 # nobody's shape reaches them: the nearest other person's, if one is close
                 box = grown_box(stray, STRAY_NEAR + 1)
                 lab = labels[box]
@@ -639,8 +640,13 @@ class SubjectTracker:
         del self._tracks[t.id]
         self._order = {k: v for k, v in self._order.items() if t.id not in k}
         if t.selected and not any(s.selected for s in self._tracks.values()):
-            self._events.append(f"frame {self._index}: the subject {how}; the matte is empty from here on "
-                                "(until a hard cut)")
+            if self._step > 0:
+                self._events.append(f"frame {t.last}: the subject was last seen ({how}); the matte is empty "
+                                    "after it until a hard cut")
+            elif how == "left the picture":
+                self._events.append(f"frames before {t.last}: the subject was not in the picture yet")
+            else:
+                self._events.append(f"frames before {t.last}: the subject could not be followed further back")
             self._state = "lost"
 
     def _after_frame(self, labels: np.ndarray) -> None:
