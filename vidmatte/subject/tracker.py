@@ -17,10 +17,14 @@ at a time:
    two people walking across each other have clearly different velocities, so a region wrongly
    taken by one is handed back as soon as they move apart. Pixels no prediction covers (a
    swinging arm) are flooded from the nearest person in step 1.
-3. Where two predictions overlap, the one in front owns the pixels. Who is in front is decided
-   by which person's motion explains the picture there (the previous frame moved by each one's
-   velocity, compared with this frame) and remembered for the pair, since people cannot pass
-   through each other.
+3. Where two predictions overlap, a pixel goes to the person whose motion explains the picture
+   there (the previous frame moved by each one's velocity, compared with this frame), and where
+   the picture cannot tell (flat clothes, same speed) to the one in front. Who is in front is
+   the majority of those per-pixel verdicts, accumulated and remembered for the pair, since
+   people cannot pass through each other. A band of BORDER px where two people meet is left to
+   the colour-edge partition, and a person may not grow more than CONFINE px past its predicted
+   shape where another person's shape reaches (someone coming out from behind borders the one
+   in front, whose own shape is known).
 4. A person hidden behind another keeps an "amodal" shape that moves on with its velocity
    under the occluder, and gets its pixels back when it comes out from behind (up to
    `memory` seconds). A person who leaves the picture is gone: a chosen person who leaves gives
@@ -128,7 +132,7 @@ class SubjectTracker:
         self._grey: np.ndarray | None = None  # float32 0..255, the last frame
         self._half: np.ndarray | None = None  # (h/2,w/2,2) float32: grey/255 and alpha, the last frame
         self._next_id = 1
-        self._state = "choose"  # choose | wait-largest | wait-refind | track
+        self._state = "choose"  # choose | wait-largest | wait-refind | track | lost
         self._index = self._first_index - 1
         self._step = 1
         self._last_subject: np.ndarray | None = None  # where the subject was last seen (bool, low-res)
