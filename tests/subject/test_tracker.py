@@ -127,3 +127,19 @@ def test_reset_starts_again_on_the_selection_frame(crossing):
     tracker.reset()
     again = tracker.update(crossing.alpha[0], crossing.small[0])
     np.testing.assert_array_equal(first, again)
+
+
+def test_track_coarse_follows_the_network_chunk_by_chunk(matter, crossing):
+    """Fed `Matter.step_coarse` output directly (torch tensors, T frames a chunk)."""
+    from vidmatte import EMPTY_STATE
+    from vidmatte.subject import track_coarse
+
+    coarse, _ = matter.step_coarse(crossing.frames[:3], EMPTY_STATE)
+    selection = Selection.at(*point_on(crossing, 0))
+    gates = track_coarse(SubjectTracker(selection, SIZE), coarse)
+    manual = SubjectTracker(selection, SIZE)
+    for i, gate in enumerate(gates):
+        alpha = coarse.y[i, 3].clamp(0, 1).numpy()
+        small = coarse.small[i].permute(1, 2, 0).numpy()
+        np.testing.assert_array_equal(gate, manual.update(alpha, small))
+    assert kept(coarse.y[2, 3].clamp(0, 1).numpy() * gates[2], crossing.visible[2, 0]) > 0.9

@@ -6,10 +6,10 @@ low-resolution output and gives a gate, 1 on them and 0 on everyone else, that i
 into the alpha (`gate_alpha`); `still_gate` does the same for one picture.
 """
 
-from .apply import gate_alpha, gate_coefficients, upsample_gate
+from .apply import gate_alpha, gate_coefficients, track_coarse, upsample_gate
 from .selection import Selection, load_mask, parse_box, parse_point
 from .still import still_gate
 from .tracker import SubjectTracker, track_backward
 
 __all__ = ["Selection", "SubjectTracker", "gate_alpha", "gate_coefficients", "load_mask", "parse_box",
-           "parse_point", "still_gate", "track_backward", "upsample_gate"]
+           "parse_point", "still_gate", "track_backward", "track_coarse", "upsample_gate"]

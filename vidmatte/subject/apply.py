@@ -24,6 +24,24 @@ from ..model.resample import resize_bilinear
 Gate = Union[np.ndarray, Tensor]
 
 
+def track_coarse(tracker, coarse, new_shots: Sequence[bool] | None = None,
+                 first_index: int | None = None) -> list[np.ndarray]:
+    """`tracker.update` for each frame of a chunk of `Matter.step_coarse` output, in order.
+
+    coarse: the `Coarse` of T frames (its `y[:, 3]` is the low-resolution alpha, `small` the
+    picture the network saw); new_shots: per frame, whether it starts a new shot (scene cut).
+    Returns the T gates `(h,w)` float32.
+    """
+    count = coarse.y.shape[0]
+    flags = list(new_shots) if new_shots is not None else [False] * count
+    gates = []
+    for i in range(count):
+        index = None if first_index is None else first_index + i
+        alpha = coarse.y[i, 3].clamp(0, 1)
+        gates.append(tracker.update(alpha, coarse.small[i], new_shot=bool(flags[i]), index=index))
+    return gates
+
+
 def _stack(gates: Gate | Sequence[Gate], device: torch.device, dtype: torch.dtype) -> Tensor:
     """One `(h,w)` gate or T of them -> `[T,1,h,w]` tensor."""
     if isinstance(gates, (list, tuple)):

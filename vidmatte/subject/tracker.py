@@ -145,11 +145,13 @@ class SubjectTracker:
         """The gate `(h,w)` float32 for the next frame.
 
         alpha: the network's low-resolution alpha `(h,w)` (or `(1,h,w)`) in 0..1; small_rgb: the
-        picture it saw, `(h,w,3)` uint8 or float in 0..1; new_shot: this frame starts a new shot.
+        picture it saw, `(h,w,3)` or `(3,h,w)`, uint8 or float in 0..1 (numpy, or torch on any
+        device); new_shot: this frame starts a new shot.
         index: the frame's number for the report (default: one on from the last).
         """
-        a = np.asarray(alpha, np.float32).reshape(np.shape(alpha)[-2:])
-        rgb = _uint8_rgb(small_rgb)
+        a = _host(alpha).astype(np.float32, copy=False)
+        a = a.reshape(a.shape[-2:])
+        rgb = _uint8_rgb(_host(small_rgb))
         if rgb.shape[:2] != a.shape:
             raise ValueError(f"alpha {a.shape} and picture {rgb.shape[:2]} differ in size")
         self._index = self._index + self._step if index is None else int(index)
@@ -722,6 +724,13 @@ def _subpixel(cost: np.ndarray, x: int, y: int) -> tuple[float, float]:
     dx = vertex(cost[y, x - 1], cost[y, x], cost[y, x + 1]) if 0 < x < w - 1 else 0.0
     dy = vertex(cost[y - 1, x], cost[y, x], cost[y + 1, x]) if 0 < y < h - 1 else 0.0
     return dx, dy
+
+
+def _host(x) -> np.ndarray:
+    """A numpy array of `x` (a torch tensor on any device, in any layout, or an array)."""
+    if hasattr(x, "detach"):
+        return x.detach().float().cpu().numpy()
+    return np.asarray(x)
 
 
 def _uint8_rgb(rgb: np.ndarray) -> np.ndarray:
