@@ -750,7 +750,14 @@ def track_backward(tracker: SubjectTracker, alphas: Sequence[np.ndarray], pictur
     are frames 0..N-1 in their natural order. They are tracked from N-1 back to 0 by a reversed
     fork, so the chosen person is followed backward exactly as it is forward (the tracker itself
     is left as it was, to carry on from N+1). `cuts`: forward frame numbers that start a new
-    shot (a cut at k separates k-1 from k). Returns the gates of frames 0..N-1 in order.
+    shot (a cut at k separates k-1 from k). Returns the gates of frames 0..N-1 in order; what
+    happened on the way back is added to `tracker.report()`.
+
+    In a pipeline: a first pass runs only the network's low-resolution half over frames 0..N
+    and keeps each frame's alpha and picture (uint8, about 0.6 MB a frame at 512x288); the
+    choice is made on N (keep that gate too) and this gives the gates of 0..N-1; then the clip
+    is run from frame 0 as usual (the recurrent network gives the same alphas again) with the
+    stored gates for 0..N and `tracker.update` from N+1 on.
     """
     n = len(alphas)
     back = tracker.fork(reverse=True)
