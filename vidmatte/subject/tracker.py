@@ -89,8 +89,9 @@ class _Track:
     last: int = 0  # frame index of last sight
     occluded: bool = False
 
-    def predicted(self, extra: np.ndarray | None = None) -> np.ndarray:
-        off = self.offset + (self.velocity if extra is None else extra)
+    def predicted(self) -> np.ndarray:
+        """Where its whole shape should be this frame: the template moved on by one more step."""
+        off = self.offset + self.velocity
         return shift(self.template, int(round(off[0])), int(round(off[1])))
 
 
