@@ -651,7 +651,6 @@ network already computed (its low-resolution alpha and input picture).
 
 def write_report(path: Path, rows: list[dict], real: dict | None, cost: list[float], args, seconds: float) -> None:
     import torch
-
     from temporal import cpu_name
 
     ms = np.array(cost) * 1e3

@@ -63,6 +63,11 @@ def check_options(options: MatteOptions) -> None:
         raise InputError(f"--max-frames must be at least 1, got {options.max_frames}")
     if options.fps <= 0:
         raise InputError(f"--fps must be positive, got {options.fps}")
+    if options.subject_frame < 0:
+        raise InputError(f"--subject-frame must be 0 or more, got {options.subject_frame}")
+    from .pipeline.subject import selection_of
+
+    selection_of(options)  # a malformed point or box, a mask that cannot be read: said before any work
 
 
 def matte_path(input: str | Path | int | None, output: str | Path | None = None,
@@ -161,9 +166,13 @@ def _live(spec: str | Path | int, output: str | Path | None, options: MatteOptio
           engine: MattingEngine | None) -> MatteResult:
     from .io.camera import CameraSource
     from .live import run_live
+    from .pipeline.subject import selection_of
 
     engine = engine or open_engine(options)
     stats = run_live(CameraSource(spec, realtime=options.realtime), engine=engine, output=output,
                      background=options.background or "checker", smooth=options.smooth, window=options.window,
-                     max_frames=options.max_frames, overwrite=options.overwrite, quality=options.quality)
+                     max_frames=options.max_frames, overwrite=options.overwrite, quality=options.quality,
+                     subject=selection_of(options))
+    for line in stats.subject:
+        log.info("%s", line)
     return MatteResult("camera", stats.output, live=stats)

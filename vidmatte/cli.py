@@ -84,6 +84,15 @@ def _fps(ctx: click.Context, param: click.Parameter, value: str) -> Fraction:
               help="Frame rate of a --sequence (e.g. 25, 30000/1001).")
 @click.option("--passes", type=click.IntRange(min=1), default=STILL_PASSES, show_default=True,
               help="Stills: most network passes over the picture until alpha settles; 1 = single pass.")
+@click.option("--subject", "subjects", multiple=True, metavar="X,Y|largest",
+              help="Keep only the person at pixel X,Y (repeat for several people), or the largest person "
+                   "(chosen again at each hard cut); everyone else goes to alpha 0. Live: click a person.")
+@click.option("--subject-box", "subject_boxes", multiple=True, metavar="X0,Y0,X1,Y1",
+              help="Keep only the person (or people) inside this box; repeatable.")
+@click.option("--subject-mask", type=click.Path(), help="A mask image of the subject (white, or its alpha) "
+                                                         "on the subject frame, the frame's size.")
+@click.option("--subject-frame", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The frame the subject options refer to (frames before it are tracked backward).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notices.")
 @click.version_option(__version__, "--version")
 def cli(input: Path | None, output: str | None, quiet: bool, webcam: bool, camera: str | None, sequence: bool,
@@ -124,7 +133,8 @@ def _options(flags: dict[str, Any]) -> MatteOptions:
         downsample_ratio=flags["downsample_ratio"], smooth=flags["smooth_strength"] if flags["smooth"] else None,
         scene_reset=not flags["no_scene_reset"], warmup=flags["warmup"], refine=flags["refine"],
         passes=flags["passes"], fps=flags["fps"], window=not flags["no_window"], max_frames=flags["max_frames"],
-        realtime=not flags["every_frame"])
+        realtime=not flags["every_frame"], subjects=tuple(flags["subjects"]), subject_boxes=tuple(flags["subject_boxes"]),
+        subject_mask=flags["subject_mask"], subject_frame=flags["subject_frame"])
 
 
 def _conclude(result: MatteResult, quiet: bool) -> None:

@@ -157,5 +157,6 @@ def matte_sequence(frames_dir: str | Path, output: str | Path | None = None, *,
     check_video_job(spec, options)  # refuse before reading frames
     with ImageSequenceSource(frames_dir, options.fps) as source:
         engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
-        matte_source(source, spec, engine=engine, options=options, progress=progress)
+        matte_source(source, spec, engine=engine, options=options, progress=progress,
+                     reopen=lambda: ImageSequenceSource(frames_dir, options.fps))
     return Path(spec)

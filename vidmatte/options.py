@@ -33,6 +33,9 @@ class MatteOptions:
     Stills: `passes` and `tol` bound still mode. Sequences: `fps`. Live: `window`, `max_frames`,
     `realtime` (a file standing in for a camera is played in real time, dropping frames, unless
     False: then every frame is matted).
+    Who is cut out (`vidmatte.subject`; all empty: everyone): `subjects` points "X,Y" on a person
+    or "largest", `subject_boxes` "X0,Y0,X1,Y1", `subject_mask` a mask image's path, all on frame
+    `subject_frame`, in full-resolution pixels.
     """
 
     output_type: str | None = None
@@ -53,6 +56,10 @@ class MatteOptions:
     window: bool = True
     max_frames: int | None = None
     realtime: bool = True
+    subjects: tuple[str, ...] = ()
+    subject_boxes: tuple[str, ...] = ()
+    subject_mask: str | None = None
+    subject_frame: int = 0
 
     def with_(self, **changes: object) -> MatteOptions:
         """A copy with some fields changed."""

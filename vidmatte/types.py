@@ -110,13 +110,15 @@ class Chunk:
     one shot and the network's low-resolution output for them.
 
     `rgb` is the frames stacked `(T,H,W,3)` uint8; `new_shot` is True when the first frame starts
-    a shot (the temporal filters reset before it).
+    a shot (the temporal filters reset before it); `gate` holds, per frame, the low-resolution
+    weight `(h,w)` of the chosen people (`--subject`), None when everyone is kept.
     """
 
     frames: list[VideoFrame]
     rgb: np.ndarray
     coarse: Coarse
     new_shot: bool
+    gate: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.frames)

@@ -9,8 +9,17 @@ import torch
 
 from tests.subject.conftest import HEIGHT, WIDTH, kept, point_on
 from vidmatte import InputError
-from vidmatte.subject import (Selection, SubjectTracker, gate_alpha, gate_coefficients, load_mask, parse_box,
-                              parse_point, still_gate, upsample_gate)
+from vidmatte.subject import (
+    Selection,
+    SubjectTracker,
+    gate_alpha,
+    gate_coefficients,
+    load_mask,
+    parse_box,
+    parse_point,
+    still_gate,
+    upsample_gate,
+)
 
 SIZE = (WIDTH, HEIGHT)
 

@@ -7,7 +7,7 @@ as files (`vidmatte.pipeline`), with the plan for a live source, on a worker thr
 composes the current view, shows it, reads keys and hands the recording to its writer.
 
 Keys in the window: q / Esc quit, b next background, v next view (matte / original / alpha),
-s save a snapshot (RGBA PNG). Ctrl-C (and SIGTERM/SIGHUP where the command line turns them into
+s save a snapshot (RGBA PNG), c keep everyone again; a click on a person keeps only them. Ctrl-C (and SIGTERM/SIGHUP where the command line turns them into
 `Terminated`) stops like q: the recording is finished, not discarded.
 """
 
@@ -35,8 +35,10 @@ from ..io.video_writer import VideoWriter, open_writer
 from ..options import log
 from ..pipeline.chain import StageChain
 from ..pipeline.runner import run_chain
+from ..pipeline.subject import SubjectGates
 from ..plan import describe_run, plan_run
 from ..signals import Terminated
+from ..subject import Selection
 from ..types import CapturedFrame, Rendered
 from .views import VIEWS, BackgroundCycle, CvWindow, Display, draw_overlay, render_view
 
@@ -87,6 +89,7 @@ class LiveStats:
     output: Path | None = None
     snapshots: list[Path] = field(default_factory=list)
     stopped_by: str = ""  # "end", "max-frames", "key", "interrupt", "callback"
+    subject: list[str] = field(default_factory=list)  # who was chosen and what became of them
     end_reason: str | None = None  # why the source ended, when it did
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
@@ -125,7 +128,7 @@ def run_live(source: CameraSource | CameraSpec, *, engine: MattingEngine, output
              background: str = "checker", smooth: float | None = None, window: bool | Display = True,
              max_frames: int | None = None, overwrite: bool = False, snapshot_dir: str | Path = ".",
              on_frame: Callable[[LiveFrame], bool | None] | None = None, view: str = "matte",
-             quality: int | None = None, read_timeout: float = 5.0) -> LiveStats:
+             quality: int | None = None, read_timeout: float = 5.0, subject: Selection | None = None) -> LiveStats:
     """Matte a live source until it ends, q/Esc, Ctrl-C, `max_frames`, or `on_frame` returns False.
 
     source: a `CameraSource` (opened here if it is not yet) or what picks one: camera index,
@@ -141,6 +144,8 @@ def run_live(source: CameraSource | CameraSpec, *, engine: MattingEngine, output
     window: True opens an OpenCV window (DisplayError where there is none), False runs
         headless, or a `Display` object to show into.
     on_frame: called with a `LiveFrame` after each frame is delivered; returning False stops.
+    subject: who keeps their alpha from the start (frame `subject.frame` on); in the window a
+        click on a person chooses them instead, `c` keeps everyone again.
     How the run uses the machine is logged (info) to the `vidmatte` logger.
     Raises InputError (no camera, camera busy), OutputError, DisplayError before anything runs.
     """
@@ -174,6 +179,9 @@ def run_live(source: CameraSource | CameraSpec, *, engine: MattingEngine, output
         stats.ratio = engine.ratio_for(height, width)
         plan = plan_run(engine, (height, width), smooth=bool(smooth), live=True)
         chain = StageChain(engine, plan, "rgba", smooth=smooth, scene_reset=True, warmup=0)
+        if subject is not None:
+            subject.check_frame(width, height)
+        chain.subject = SubjectGates(subject, (width, height), float(camera.frame_rate or 30))
         log.info(describe_run(engine, engine.network_size(height, width), (height, width), "(live)"))
         backgrounds = BackgroundCycle(background, width, height, engine.device, engine.dtype)
         recorder: BackgroundConsumer[tuple[np.ndarray, int | None]] | None = None
@@ -200,7 +208,7 @@ def run_live(source: CameraSource | CameraSpec, *, engine: MattingEngine, output
         try:
             with contextlib.closing(rendered):
                 _deliver(rendered, backgrounds, display, recorder, writer.carries_alpha if writer else False,
-                         max_frames, Path(snapshot_dir), on_frame, stats, state)
+                         max_frames, Path(snapshot_dir), on_frame, stats, state, chain.subject)
         except (KeyboardInterrupt, Terminated):
             # Ctrl-C, kill, a closed terminal: leave the with block normally, the recording is finished
             stats.stopped_by = "interrupt"
@@ -208,6 +216,7 @@ def run_live(source: CameraSource | CameraSpec, *, engine: MattingEngine, output
             stop.set()
             camera.close()  # wakes a read waiting for the next frame, so the chain's thread ends
         stats.end_reason = camera.end_reason
+        stats.subject = chain.subject.report()
     if writer is not None:
         stats.recorded = writer.frames_written
     _finish_stats(stats, state)
@@ -236,8 +245,8 @@ class _LoopState:
 def _deliver(rendered: Iterator[Rendered], backgrounds: BackgroundCycle, display: Display | None,
              recorder: BackgroundConsumer | None, record_alpha: bool, max_frames: int | None,
              snapshot_dir: Path, on_frame: Callable[[LiveFrame], bool | None] | None,
-             stats: LiveStats, state: _LoopState) -> None:
-    """Show, record and account each matted frame, and act on keys, until a stop."""
+             stats: LiveStats, state: _LoopState, subject: SubjectGates) -> None:
+    """Show, record and account each matted frame, and act on keys and clicks, until a stop."""
     stats.stopped_by = "end"
     for item in rendered:
         for rgba, frame in zip(item.pictures, item.frames):
@@ -255,11 +264,17 @@ def _deliver(rendered: Iterator[Rendered], backgrounds: BackgroundCycle, display
                 else:
                     recorded = render_view("matte", rgba, rgb, backgrounds.picture(rgb))
                 recorder.put((recorded, frame.pts))
-            key = -1
+            key, click = -1, None
+            problem = subject.problem()
+            if problem is not None:
+                _say(state, problem, seconds=4.0)
             if display is not None:
                 bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
                 display.show(draw_overlay(bgr, _overlay_lines(state, backgrounds.name, recorder is not None)))
-                key = display.poll_key()
+                key, click = display.poll_key(), display.poll_click()
+            if click is not None:
+                subject.choose(Selection.at(*click))
+                _say(state, f"subject: the person at {click[0]},{click[1]} (c: everyone)")
             delivered = time.monotonic()
             latency = delivered - frame.captured
             _account(stats, state, frame, delivered, latency)
@@ -274,6 +289,9 @@ def _deliver(rendered: Iterator[Rendered], backgrounds: BackgroundCycle, display
             if key in (ord("b"), ord("B")):
                 backgrounds.advance()
                 _say(state, f"background: {backgrounds.name}")
+            elif key in (ord("c"), ord("C")):
+                subject.choose(None)
+                _say(state, "subject: everyone")
             elif key in (ord("v"), ord("V")):
                 state.view = VIEWS[(VIEWS.index(state.view) + 1) % len(VIEWS)]
                 _say(state, f"view: {state.view}")
@@ -327,7 +345,7 @@ def _overlay_lines(state: _LoopState, background: str, recording: bool) -> list[
     if state.message and time.monotonic() < state.message_until:
         lines.append(state.message)
     else:
-        lines.append("q quit  b background  v view  s snapshot")
+        lines.append("q quit  b background  v view  s snapshot  click: choose a person")
     return lines
 
 

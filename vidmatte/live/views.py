@@ -132,6 +132,9 @@ class Display(Protocol):
     def poll_key(self) -> int:
         """The key pressed since the last call (its character code), or -1."""
 
+    def poll_click(self) -> tuple[int, int] | None:
+        """Where the picture was last clicked since the last call, (x, y) in its pixels, or None."""
+
     def close(self) -> None:
         """Close the window."""
 
@@ -160,9 +163,19 @@ class CvWindow:
         self.title = title
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+            cv2.setMouseCallback(title, self._on_mouse)
         except cv2.error:
             raise DisplayError(NO_GUI) from None
         self._shown = False
+        self._click: tuple[int, int] | None = None
+
+    def _on_mouse(self, event: int, x: int, y: int, flags: int, param: object) -> None:
+        if event == cv2.EVENT_LBUTTONDOWN:  # OpenCV gives picture coordinates, whatever the window's size
+            self._click = (x, y)
+
+    def poll_click(self) -> tuple[int, int] | None:
+        click, self._click = self._click, None
+        return click
 
     def show(self, bgr: np.ndarray) -> None:
         try:

@@ -1,8 +1,10 @@
 """The stage chain every clip goes through, whatever its source: files, frame sequences, cameras.
 
     front      stateless: stack the frames, run the network's encoder (CPU) or upload them (GPU)
-    recurrent  in order: split at hard cuts, reset and warm up the state at each shot, decode
-    finish     stateless per chunk: guided filter, edge refinement, smoothing, compose -> pictures
+    recurrent  in order: split at hard cuts, reset and warm up the state at each shot, decode,
+               follow the chosen people (`--subject`)
+    finish     stateless per chunk: guided filter, edge refinement, smoothing, the subject's gate,
+               compose -> pictures
 
 `front` may run on a reading thread, `recurrent` must see chunks in order on one thread,
 `finish` may run on a render thread; which runs where is the plan's decision (`vidmatte.plan`),
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,9 +25,13 @@ from ..edges import VideoEdgeRefiner
 from ..engine import MattingEngine
 from ..model.network import Features
 from ..plan import RunPlan
+from ..subject import gate_alpha
 from ..temporal import AlphaSmoother, SceneCutDetector, split_at_cuts
-from ..types import Chunk, Rendered, VideoFrame
+from ..types import Chunk, Matte, Rendered, VideoFrame
 from .fused import FusedRenderer
+
+if TYPE_CHECKING:
+    from .subject import SubjectGates
 
 
 @dataclass
@@ -61,6 +68,8 @@ class StageChain:
         self.smoother = AlphaSmoother(smooth) if smooth else None
         self.edges = VideoEdgeRefiner() if plan.refine_edges else None
         self.fused = FusedRenderer(engine, output_type, background) if plan.fused else None
+        #: who keeps their alpha (`pipeline.subject.SubjectGates`); None: everyone
+        self.subject: SubjectGates | None = None
         if self.fused is not None and (self.smoother is not None or self.edges is not None):
             raise ValueError("the fused renderer has no room for smoothing or edge refinement")
         self.reset()
@@ -75,6 +84,8 @@ class StageChain:
             self.smoother.reset()
         if self.edges is not None:
             self.edges.reset()
+        if self.subject is not None:
+            self.subject.reset()
         self._started = False
 
     def front(self, frames: list[VideoFrame]) -> Prepared:
@@ -97,12 +108,13 @@ class StageChain:
                 self.engine.prime(prepared.part(start, start + 1), self.warmup)
                 self._started = True
             coarse = self.engine.coarse(prepared.part(start, end))
-            yield Chunk(prepared.frames[start:end], prepared.rgb[start:end], coarse, new_shot)
+            gate = self.subject.gates(coarse, new_shot) if self.subject is not None else None
+            yield Chunk(prepared.frames[start:end], prepared.rgb[start:end], coarse, new_shot, gate)
 
     def finish(self, chunk: Chunk) -> Rendered:
         """Stateless but for the temporal filters (reset at each shot): full-resolution pictures."""
         if self.fused is not None:
-            return Rendered(chunk.frames, self.fused(chunk.coarse, chunk.rgb), chunk.rgb)
+            return Rendered(chunk.frames, self.fused(chunk.coarse, chunk.rgb, chunk.gate), chunk.rgb)
         matte = self.engine.refine(chunk.coarse)
         if self.edges is not None:
             if chunk.new_shot:
@@ -112,4 +124,6 @@ class StageChain:
             if chunk.new_shot:
                 self.smoother.reset()
             matte = self.smoother(matte, chunk.rgb)
+        if chunk.gate is not None:  # last: the filters above saw everyone, nobody else is left
+            matte = Matte(matte.foreground, gate_alpha(matte.alpha, chunk.gate))
         return Rendered(chunk.frames, render(matte, self.output_type, chunk.rgb, self.background), chunk.rgb)

@@ -6,7 +6,7 @@ workers write); `matte_video` opens a video file for it.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from ..compose import check_background, make_background
 from ..engine import MattingEngine
-from ..errors import OutputError
+from ..errors import InputError, OutputError
 from ..io.atomic import check_target
 from ..io.formats import default_output, output_form, resolve_output_type
 from ..io.sources import FrameSource
@@ -25,17 +25,32 @@ from ..plan import applied, describe_run, plan_run
 from ..types import ClipInfo, Rendered, VideoFrame
 from .chain import Prepared, StageChain
 from .runner import chunks, run_chain
+from .subject import SubjectGates, prefix_gates, selection_of
 
 
-def build_chain(engine: MattingEngine, clip: ClipInfo, output_type: str, options: MatteOptions) -> StageChain:
-    """The chain for a file-like clip (every frame, in order) with the options' filters."""
+def build_chain(engine: MattingEngine, clip: ClipInfo, output_type: str, options: MatteOptions,
+                reopen: Callable[[], FrameSource] | None = None) -> StageChain:
+    """The chain for a file-like clip (every frame, in order) with the options' filters and
+    subject choice. A choice on a frame after the first needs `reopen` (a fresh source of the
+    same clip) for the frames before it."""
     plan = plan_run(engine, (clip.height, clip.width), smooth=bool(options.smooth), refine=options.video_refine,
                     chunk_size=options.chunk_size)
     background = None
     if output_type == "composite":
         background = make_background(options.video_background, clip.width, clip.height, engine.device, engine.dtype)
-    return StageChain(engine, plan, output_type, background, smooth=options.smooth,
-                      scene_reset=options.scene_reset, warmup=options.warmup)
+    chain = StageChain(engine, plan, output_type, background, smooth=options.smooth,
+                       scene_reset=options.scene_reset, warmup=options.warmup)
+    selection = selection_of(options)
+    if selection is not None:
+        size, fps = (clip.width, clip.height), float(clip.frame_rate or 30)
+        selection.check_frame(*size)  # before any work
+        if selection.frame > 0:
+            if reopen is None:
+                raise InputError("--subject-frame after the first frame needs a file or a frame sequence")
+            chain.subject = prefix_gates(reopen, chain, selection, size, fps)
+        else:
+            chain.subject = SubjectGates(selection, size, fps)
+    return chain
 
 
 def check_video_job(output: str | Path, options: MatteOptions) -> str:
@@ -48,17 +63,18 @@ def check_video_job(output: str | Path, options: MatteOptions) -> str:
 
 
 def matte_source(source: FrameSource, output: str | Path, *, engine: MattingEngine, options: MatteOptions,
-                 progress: ProgressCallback | None = None) -> Path:
+                 progress: ProgressCallback | None = None, reopen: Callable[[], FrameSource] | None = None) -> Path:
     """Matte every frame of `source` into `output` (its form follows the name: .webm VP9+alpha,
     .mov ProRes 4444, folder/ PNG sequence, .mp4/.mkv H.264 composite); returns the output path.
 
     Timestamps and audio follow the source. Nothing is left at `output` unless the whole clip
     was written. `progress` gets a "frames" report as each chunk is written; how the run uses
-    the machine is logged (info).
+    the machine is logged (info), and so is who was chosen (`options.subjects`...) and why.
+    `reopen` gives a fresh source of the same clip (for a subject chosen on a later frame).
     """
     clip = source.clip
     output_type = check_video_job(output, options)
-    chain = build_chain(engine, clip, output_type, options)
+    chain = build_chain(engine, clip, output_type, options, reopen)
     if options.video_refine and not chain.plan.refine_edges:
         log.warning("note: --refine does nothing here: the network already runs at full resolution on %dx%d "
                     "frames, with no detail to recover", clip.width, clip.height)
@@ -77,6 +93,9 @@ def matte_source(source: FrameSource, output: str | Path, *, engine: MattingEngi
                 progress(Progress("frames", done, clip.frame_count, clip.name))
 
         run_chain(source, chain, write)
+    if chain.subject is not None:
+        for line in chain.subject.report():
+            log.info("%s", line)
     return Path(output)
 
 
@@ -96,7 +115,8 @@ def matte_video(source: str | Path, output: str | Path | None = None, *, engine:
         raise OutputError(f"output {spec} is the input itself; choose another -o")
     with VideoReader(source) as reader:
         engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
-        matte_source(reader, spec, engine=engine, options=options, progress=progress)
+        matte_source(reader, spec, engine=engine, options=options, progress=progress,
+                     reopen=lambda: VideoReader(source))
     return Path(spec)
 
 

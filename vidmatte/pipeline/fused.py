@@ -21,6 +21,7 @@ from ..compose import Background, ColorBackground
 from ..engine import MattingEngine
 from ..io.formats import OUTPUT_TYPES
 from ..model.network import Coarse
+from ..subject import gate_coefficients
 
 #: Rows per band: the band's working set (~12 float planes of 64x1280) stays in L2/L3 cache.
 BAND_ROWS = 64
@@ -48,12 +49,17 @@ class FusedRenderer:
         return buf
 
     @torch.inference_mode()
-    def __call__(self, coarse: Coarse, frames: np.ndarray) -> np.ndarray:
-        """`(T,H,W,3)` uint8 source frames of `coarse` -> `(T,H,W,4 or 3)` uint8 pictures."""
+    def __call__(self, coarse: Coarse, frames: np.ndarray, gate: list[np.ndarray] | None = None) -> np.ndarray:
+        """`(T,H,W,3)` uint8 source frames of `coarse` -> `(T,H,W,4 or 3)` uint8 pictures.
+
+        `gate`: per frame, the chosen people's low-resolution weight (`--subject`), multiplied
+        into the guided filter's alpha model before it is upsampled (`gate_coefficients`)."""
         if frames.ndim == 3:
             frames = frames[None]
         count, height, width = frames.shape[:3]
         coeff = self.engine.guided_coefficients(coarse).float()
+        if gate is not None:
+            coeff = gate_coefficients(coeff, gate)
         if coeff.shape[0] != count:
             raise ValueError(f"{count} frames for a coarse matte of {coeff.shape[0]}")
         # Work in 0..255 units straight from the bytes. The network's foreground is a residual

@@ -46,7 +46,9 @@ class StillResult:
     alpha: `(H,W)` float32 in 0..1; foreground: `(H,W,3)` float32 RGB in 0..1.
     passes: network passes run; change: the last max |delta alpha| (0 for a single pass).
     scale: network size / picture size. detail: the picture's enlargement factor (`detail_factor`;
-    1 when it was not measured), for the edge refinement.
+    1 when it was not measured), for the edge refinement. small_alpha `(h,w)` float32 and
+    small_rgb `(h,w,3)` uint8: the converged low-resolution alpha and the picture the network saw
+    (what choosing a subject works on).
     """
 
     alpha: np.ndarray
@@ -55,6 +57,8 @@ class StillResult:
     change: float
     scale: float
     detail: int = 1
+    small_alpha: np.ndarray | None = None
+    small_rgb: np.ndarray | None = None
 
 
 def still_scale(height: int, width: int, pixels: int = STILL_PIXELS, min_side: int = MIN_NETWORK_SIDE,
@@ -168,7 +172,9 @@ def matte_still(engine: MattingEngine, rgb: np.ndarray, *, max_passes: int = DEF
         ab = (ab + ab_m.flip(-1)) / 2  # the linear models are per pixel: mirroring them back is exact
         passes, change = passes + passes_m, max(change, change_m)
     alpha, foreground = refine_in_strips(ab, rgb, progress=progress)
-    return StillResult(alpha, foreground, passes, change, scale, detail)
+    small_alpha = coarse.y[0, 3].float().clamp(0, 1).cpu().numpy()
+    small_rgb = (small[0].float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return StillResult(alpha, foreground, passes, change, scale, detail, small_alpha, small_rgb)
 
 
 def refine_in_strips(ab: Tensor, rgb: np.ndarray, strip_pixels: int = STRIP_PIXELS,

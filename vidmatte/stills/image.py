@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -16,7 +17,9 @@ from ..io.atomic import check_target
 from ..io.formats import default_output, image_format, resolve_output_type
 from ..io.images import Picture, read_image, write_image
 from ..options import MatteOptions, ProgressCallback, log
+from ..pipeline.subject import selection_of
 from ..plan import describe_run
+from ..subject import still_gate
 from .converge import StillResult, matte_still, network_input_size, still_scale
 
 
@@ -49,7 +52,10 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, engine:
     if target.exists() and source.exists() and target.resolve() == source.resolve():
         raise OutputError(f"output {target} is the input itself; choose another -o")
     check_target(target, folder=False, overwrite=options.overwrite)  # fail before the work, not after
+    selection = selection_of(options)
     picture = read_image(source)
+    if selection is not None:
+        selection.check_frame(picture.width, picture.height)  # a point outside, a mask of another size
     engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
     detail = detail_factor(picture.rgb)
     scale = still_scale(picture.height, picture.width, detail=detail) if engine.downsample_ratio == "auto" \
@@ -62,6 +68,12 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, engine:
         # in place on the result's arrays: no full-size copies of a large picture
         refine_still(picture.rgb, result.alpha, result.foreground, network_scale=result.scale, detail=result.detail,
                      progress=progress)
+    if selection is not None:  # last: the refinement saw everyone, nobody else is left
+        assert result.small_alpha is not None and result.small_rgb is not None
+        gate, report = still_gate(result.small_alpha, result.small_rgb, selection, (picture.width, picture.height))
+        result.alpha *= cv2.resize(gate, (picture.width, picture.height), interpolation=cv2.INTER_LINEAR)
+        for line in report:
+            log.info("%s", line)
     alpha = result.alpha
     if picture.alpha is not None:
         alpha *= picture.alpha.astype(np.float32) / picture.peak  # transparent in the file stays so

@@ -13,7 +13,8 @@ Either way the foreground colour is untouched (it only matters where alpha > 0).
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import numpy as np
 import torch

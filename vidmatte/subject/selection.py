@@ -13,9 +13,9 @@ the selection frame, where the network's alpha is known. Every problem is a one-
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
@@ -107,7 +107,7 @@ class Selection:
 
     @classmethod
     def parse(cls, subjects: Iterable[str] = (), boxes: Iterable[str] = (), mask: str | Path | np.ndarray | None = None,
-              frame: int = 0) -> "Selection | None":
+              frame: int = 0) -> Selection | None:
         """From the command line's strings: `--subject` values (`X,Y` or `largest`, repeatable),
         `--subject-box` values, `--subject-mask` (a path, or an array from Python) and
         `--subject-frame`. None when nothing is selected (matte everyone, as without the options)."""
@@ -129,7 +129,7 @@ class Selection:
         return cls(points, parsed_boxes, mask_array, mask_name, bool(largest), int(frame))
 
     @classmethod
-    def at(cls, x: float, y: float, frame: int = 0) -> "Selection":
+    def at(cls, x: float, y: float, frame: int = 0) -> Selection:
         """One point (a click in the live preview)."""
         return cls(points=((float(x), float(y)),), frame=frame)
 

@@ -37,15 +37,25 @@ Cost at 512x288 (720p at the default ratio): see benchmarks/subject.md.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Collection, Sequence
 
 import cv2
 import numpy as np
 
 from ..errors import InputError
-from .regions import (CORE, SOFT, bbox, boundary_free, components, fill_nearest, gate_from_labels, grown_box,
-                      partition, shift)
+from .regions import (
+    CORE,
+    SOFT,
+    bbox,
+    boundary_free,
+    components,
+    fill_nearest,
+    gate_from_labels,
+    grown_box,
+    partition,
+    shift,
+)
 from .selection import Selection, _fmt
 
 #: smallest person for `largest`, re-finding and counting people: this share of the picture
@@ -172,7 +182,7 @@ class SubjectTracker:
         self._labels, self._grey, self._half = labels, grey, _half_planes(grey, a)
         return self._gate(labels, soft)
 
-    def fork(self, reverse: bool = False) -> "SubjectTracker":
+    def fork(self, reverse: bool = False) -> SubjectTracker:
         """An independent copy of the tracker as it is now, e.g. at the selection frame, to run
         over the frames before it in reverse (`reverse` flips velocities and frame numbering)."""
         other = SubjectTracker.__new__(SubjectTracker)
