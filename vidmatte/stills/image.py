@@ -29,7 +29,7 @@ def check_image_job(target: str | Path, options: MatteOptions) -> str:
 
 def matte_image(source: str | Path, output: str | Path | None = None, *, engine: MattingEngine | None = None,
                 options: MatteOptions | None = None, progress: ProgressCallback | None = None,
-                flip: bool = False) -> Path:
+                flip: bool = False, picture: Picture | None = None) -> Path:
     """Matte one image file into `output` (default `<stem>_matte.png`); returns the output path.
 
     The output's form follows its name: .png / .webp (lossless) carry RGBA (predicted foreground
@@ -39,7 +39,8 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, engine:
     alpha is the converged still-mode alpha (`options.passes` bounds the network passes; 1 = a
     single video-style pass), refined in the edge band unless `options.refine` is False.
     `progress` gets "passes" and "refine" reports. Nothing is left at `output` unless the whole
-    picture was written.
+    picture was written. `picture`: `read_image(source)` already done by the caller (a server
+    decodes an upload to check it before it waits for the engine), so it is not decoded twice.
     """
     options = options or MatteOptions()
     source = Path(source)
@@ -48,7 +49,8 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, engine:
     if target.exists() and source.exists() and target.resolve() == source.resolve():
         raise OutputError(f"output {target} is the input itself; choose another -o")
     check_target(target, folder=False, overwrite=options.overwrite)  # fail before the work, not after
-    picture = read_image(source)
+    if picture is None:
+        picture = read_image(source)
     engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
     scale = still_scale(picture.height, picture.width) if engine.downsample_ratio == "auto" \
         else float(engine.downsample_ratio)
