@@ -46,8 +46,19 @@ class ServerProcess:
         self.log_path = data.parent / f"{data.name}-server.log"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "vidmatte", "serve", "--port", "0", "--data", str(self.data),
-                "--device", "cpu", *self.args]
+        return [
+            sys.executable,
+            "-m",
+            "vidmatte",
+            "serve",
+            "--port",
+            "0",
+            "--data",
+            str(self.data),
+            "--device",
+            "cpu",
+            *self.args,
+        ]
 
     def start(self) -> ServerProcess:
         self.starts += 1
@@ -55,8 +66,9 @@ class ServerProcess:
         log.write(f"---- start {self.starts}\n")
         log.flush()
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -107,9 +119,16 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 def keyed_server(tmp_path_factory: pytest.TempPathFactory):
     """A server with an API key (from the environment), a 256 KiB upload limit, a queue of one
     waiting job and CORS allowed for one origin."""
-    process = ServerProcess(tmp_path_factory.mktemp("serve-keyed") / "data", "--max-upload", "256K",
-                            "--queue-limit", "1", "--cors", "http://tool.example",
-                            env={"VIDMATTE_API_KEY": API_KEY})
+    process = ServerProcess(
+        tmp_path_factory.mktemp("serve-keyed") / "data",
+        "--max-upload",
+        "256K",
+        "--queue-limit",
+        "1",
+        "--cors",
+        "http://tool.example",
+        env={"VIDMATTE_API_KEY": API_KEY},
+    )
     process.start()
     yield process
     process.stop()
@@ -129,8 +148,9 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def photo(media_dir: Path, sample_image: np.ndarray) -> Path:
     """A small portrait PNG (160x120)."""
     path = media_dir / "portrait.png"
-    cv2.imwrite(str(path), cv2.cvtColor(cv2.resize(sample_image, (120, 160), interpolation=cv2.INTER_AREA),
-                                        cv2.COLOR_RGB2BGR))
+    cv2.imwrite(
+        str(path), cv2.cvtColor(cv2.resize(sample_image, (120, 160), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
+    )
     return path
 
 
@@ -151,8 +171,13 @@ def submit(client: httpx.Client, path: Path, name: str | None = None, **fields: 
         return client.post("/api/jobs", files={"file": (name or path.name, file)}, data=fields)
 
 
-def wait_for(client: httpx.Client, job_id: str, statuses: tuple[str, ...] = ("done", "failed", "cancelled"),
-             timeout: float = 300, frames: int = 0) -> dict:
+def wait_for(
+    client: httpx.Client,
+    job_id: str,
+    statuses: tuple[str, ...] = ("done", "failed", "cancelled"),
+    timeout: float = 300,
+    frames: int = 0,
+) -> dict:
     """Poll a job until its status is one of `statuses` (and, if asked, `frames` frames are done)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -84,8 +84,9 @@ def test_other_forms(server, clip):
         assert archive.headers["content-type"] == "application/zip"
         names = zipfile.ZipFile(io.BytesIO(archive.content)).namelist()
         assert names == [f"clip_matte/{index:06d}.png" for index in range(12)]
-        frame = cv2.imdecode(np.frombuffer(zipfile.ZipFile(io.BytesIO(archive.content)).read(names[0]), np.uint8),
-                             cv2.IMREAD_UNCHANGED)
+        frame = cv2.imdecode(
+            np.frombuffer(zipfile.ZipFile(io.BytesIO(archive.content)).read(names[0]), np.uint8), cv2.IMREAD_UNCHANGED
+        )
         assert frame.shape == (72, 96, 4)
         video = client.get(mp4["links"]["result"])
         assert video.headers["content-type"] == "video/mp4"
@@ -142,8 +143,14 @@ def test_uploads_checked_by_decoding_not_by_name(server, clip, media_dir):
 
 def test_client_file_names_are_never_paths(server, clip):
     outside = server.data.parent / "escaped.mp4"
-    names = ["../../escaped.mp4", "..\\..\\escaped.mp4", "/tmp/escaped.mp4", "a/../../b\x00c.mp4",
-             "\u202eevil\u202c.mp4", '"; rm -rf /.mp4']
+    names = [
+        "../../escaped.mp4",
+        "..\\..\\escaped.mp4",
+        "/tmp/escaped.mp4",
+        "a/../../b\x00c.mp4",
+        "\u202eevil\u202c.mp4",
+        '"; rm -rf /.mp4',
+    ]
     with server.client() as client:
         jobs = [submit(client, clip, name).json() for name in names]
         for job in jobs:

@@ -19,7 +19,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
@@ -57,6 +57,12 @@ class Settings:
     device: str = ""
 
 
+# the two ways of sending the key, declared so the docs page offers an Authorize button; module
+# level, because the route signatures naming them are resolved against the module's globals
+_BEARER = HTTPBearer(auto_error=False, description="the server's API key")
+_HEADER_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="the server's API key")
+
+
 class ApiError(Exception):
     """An answer other than success: HTTP status, one-line message, extra headers."""
 
@@ -65,8 +71,9 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
-def create_app(settings: Settings, *, store: JobStore, data: DataDir, runner: JobRunner, stills: Stills,
-               on_started: Any = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, store: JobStore, data: DataDir, runner: JobRunner, stills: Stills, on_started: Any = None
+) -> FastAPI:
     """The application over ready parts; the runner is started and stopped with the app."""
     from contextlib import asynccontextmanager
 
@@ -80,43 +87,71 @@ def create_app(settings: Settings, *, store: JobStore, data: DataDir, runner: Jo
         finally:
             await anyio.to_thread.run_sync(runner.stop)
 
-    app = FastAPI(title="vidmatte", version=__version__, lifespan=lifespan, docs_url="/docs", redoc_url=None,
-                  description="Background removal for video (with alpha) and stills. Send the API key as "
-                              "`Authorization: Bearer KEY` or `X-API-Key: KEY` where the server has one.")
+    app = FastAPI(
+        title="vidmatte",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        description="Background removal for video (with alpha) and stills. Send the API key as "
+        "`Authorization: Bearer KEY` or `X-API-Key: KEY` where the server has one.",
+    )
     _errors(app)
     # added last = outermost: CORS answers preflights before the guard looks at the Origin
     app.add_middleware(Guard, loopback_only=settings.loopback_only, cors=settings.cors)
     if settings.cors:
         from starlette.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors), allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "X-API-Key", "Content-Type", "Range", "Accept"],
-                           expose_headers=["Location", "Content-Range", "Accept-Ranges", "Content-Disposition",
-                                           "Retry-After", "Content-Length"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Range", "Accept"],
+            expose_headers=[
+                "Location",
+                "Content-Range",
+                "Accept-Ranges",
+                "Content-Disposition",
+                "Retry-After",
+                "Content-Length",
+            ],
+        )
 
-    bearer = HTTPBearer(auto_error=False, description="the server's API key")
-    header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="the server's API key")
-
-    def authorised(request: Request, _b: HTTPAuthorizationCredentials | None = Depends(bearer),
-                   _h: str | None = Depends(header_key)) -> None:
+    def authorised(
+        request: Request,
+        _b: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+        _h: Annotated[str | None, Depends(_HEADER_KEY)],
+    ) -> None:
         """401 unless the request presents the key (when the server has one)."""
         if settings.api_key is not None and not key_matches(presented_key(request.headers), settings.api_key):
-            raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
-                           {"WWW-Authenticate": 'Bearer realm="vidmatte"'})
+            raise ApiError(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                {"WWW-Authenticate": 'Bearer realm="vidmatte"'},
+            )
 
     api = APIRouter(prefix="/api", dependencies=[Depends(authorised)])
 
-    @api.post("/remove", summary="Remove the background of a still (synchronous)",
-              response_class=Response, openapi_extra=_body_doc(_STILL_FIELDS),
-              responses={200: {"content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}},
-                               "description": "the picture"}, **_ERRORS})
+    @api.post(
+        "/remove",
+        summary="Remove the background of a still (synchronous)",
+        response_class=Response,
+        openapi_extra=_body_doc(_STILL_FIELDS),
+        responses={
+            200: {"content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}}, "description": "the picture"},
+            **_ERRORS,
+        },
+    )
     async def remove(request: Request) -> Response:
         """The picture with its background removed (rembg-compatible: multipart field `file`, or
         the raw body). Parameters as form fields or in the query string; the output format is
         `format`, else the `Accept` header, else PNG."""
         if stills.full:
-            raise ApiError(429, "too many pictures are waiting to be matted; try again shortly",
-                           {"Retry-After": str(stills.retry_after())})
+            raise ApiError(
+                429,
+                "too many pictures are waiting to be matted; try again shortly",
+                {"Retry-After": str(stills.retry_after())},
+            )
         upload = await _receive(request, data, settings.max_upload)
         target = data.temp()
         try:
@@ -136,10 +171,17 @@ def create_app(settings: Settings, *, store: JobStore, data: DataDir, runner: Jo
             upload.path.unlink(missing_ok=True)
             target.unlink(missing_ok=True)
         name = f"{Path(upload.name).stem or 'still'}_matte{still.suffix}"
-        return Response(body, media_type=still.media_type, headers={"Content-Disposition": _disposition("inline", name)})
+        return Response(
+            body, media_type=still.media_type, headers={"Content-Disposition": _disposition("inline", name)}
+        )
 
-    @api.post("/jobs", status_code=202, summary="Submit a clip (asynchronous)", openapi_extra=_body_doc(_JOB_FIELDS),
-              responses={202: {"description": "queued; poll the Location"}, **_ERRORS})
+    @api.post(
+        "/jobs",
+        status_code=202,
+        summary="Submit a clip (asynchronous)",
+        openapi_extra=_body_doc(_JOB_FIELDS),
+        responses={202: {"description": "queued; poll the Location"}, **_ERRORS},
+    )
     async def submit(request: Request) -> JSONResponse:
         """Queue a clip for matting (multipart field `file`, or the raw body; parameters as form
         fields or in the query string); answers 202 with the job and its `Location`."""
@@ -154,8 +196,15 @@ def create_app(settings: Settings, *, store: JobStore, data: DataDir, runner: Jo
                 raise ApiError(415, _public(error, upload, data)) from None
             job_id = new_job_id()
             await anyio.to_thread.run_sync(_keep, upload.path, data.upload(job_id))
-            job = store.add(job_id, name=upload.name, form=wanted.form.name, options=wanted.options,
-                            webhook_url=wanted.webhook_url, frames_total=frames, queue_limit=settings.queue_limit)
+            job = store.add(
+                job_id,
+                name=upload.name,
+                form=wanted.form.name,
+                options=wanted.options,
+                webhook_url=wanted.webhook_url,
+                frames_total=frames,
+                queue_limit=settings.queue_limit,
+            )
             if job is None:
                 data.upload(job_id).unlink(missing_ok=True)
                 raise _queue_full(runner)
@@ -171,7 +220,7 @@ def create_app(settings: Settings, *, store: JobStore, data: DataDir, runner: Jo
             raise ApiError(400, f"status {status[:40]!r} is not one of queued, running, done, failed, cancelled")
         if not 1 <= limit <= 1000:
             raise ApiError(400, "limit must be between 1 and 1000")
-        jobs = store.list(status, limit)
+        jobs = store.jobs(status, limit)
         return {"jobs": [job_json(job, runner.live(job.id)) for job in jobs], "counts": store.counts()}
 
     @api.get("/jobs/{job_id}", summary="A job's status and progress", responses=_ERRORS)
@@ -179,8 +228,13 @@ def create_app(settings: Settings, *, store: JobStore, data: DataDir, runner: Jo
         job = _job(store, job_id)
         return job_json(job, runner.live(job.id))
 
-    @api.api_route("/jobs/{job_id}/result", methods=["GET", "HEAD"], summary="Download a job's result",
-                   response_class=FileResponse, responses={206: {"description": "part of it (Range)"}, **_ERRORS})
+    @api.api_route(
+        "/jobs/{job_id}/result",
+        methods=["GET", "HEAD"],
+        summary="Download a job's result",
+        response_class=FileResponse,
+        responses={206: {"description": "part of it (Range)"}, **_ERRORS},
+    )
     async def result(job_id: str, request: Request) -> FileResponse:
         job = _job(store, job_id)
         if job.status != "done" or job.result is None:
@@ -197,11 +251,15 @@ def create_app(settings: Settings, *, store: JobStore, data: DataDir, runner: Jo
             raise ApiError(status, message, {"Content-Range": f"bytes */{size}"} if status == 416 else None)
         form = FORMS[job.form]
         name = f"{Path(job.name).stem or 'clip'}_matte{form.suffix}"
-        return FileResponse(path, media_type=form.media_type, headers={"Content-Disposition": _disposition(
-            "attachment", name)})
+        return FileResponse(
+            path, media_type=form.media_type, headers={"Content-Disposition": _disposition("attachment", name)}
+        )
 
-    @api.delete("/jobs/{job_id}", summary="Cancel a job, or delete a finished one",
-                responses={204: {"description": "deleted"}, **_ERRORS})
+    @api.delete(
+        "/jobs/{job_id}",
+        summary="Cancel a job, or delete a finished one",
+        responses={204: {"description": "deleted"}, **_ERRORS},
+    )
     async def delete_job(job_id: str) -> Response:
         """A queued or running job is cancelled: its files are removed at once (a running one
         stops at its next frame) and it stays listed as cancelled until it expires. A finished
@@ -224,8 +282,13 @@ def create_app(settings: Settings, *, store: JobStore, data: DataDir, runner: Jo
     async def healthz(request: Request) -> dict[str, Any]:
         answer: dict[str, Any] = {"status": "ok", "version": __version__, "auth": settings.api_key is not None}
         if settings.api_key is None or key_matches(presented_key(request.headers), settings.api_key):
-            answer.update(device=settings.device, jobs=store.counts(), stills_pending=stills.pending,
-                          max_upload=settings.max_upload, webhooks=settings.webhooks)
+            answer.update(
+                device=settings.device,
+                jobs=store.counts(),
+                stills_pending=stills.pending,
+                max_upload=settings.max_upload,
+                webhooks=settings.webhooks,
+            )
         return answer
 
     @app.get("/", include_in_schema=False)
@@ -262,8 +325,7 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def internal(request: Request, error: Exception) -> JSONResponse:
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=error)
-        return JSONResponse({"error": "internal server error (the details are in the server's log)"},
-                            status_code=500)
+        return JSONResponse({"error": "internal server error (the details are in the server's log)"}, status_code=500)
 
 
 async def _receive(request: Request, data: DataDir, limit: int) -> Received:
@@ -368,9 +430,15 @@ def range_refusal(header: str | None, size: int) -> tuple[int, str] | None:
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "content": {"application/json": {"example": {"error": "one line"}}}}
-    for status, text in ((400, "bad parameter"), (401, "missing or wrong API key"), (404, "no such job"),
-                         (409, "not done"), (413, "upload too large"), (415, "not a picture / video"),
-                         (429, "queue full (Retry-After)"))
+    for status, text in (
+        (400, "bad parameter"),
+        (401, "missing or wrong API key"),
+        (404, "no such job"),
+        (409, "not done"),
+        (413, "upload too large"),
+        (415, "not a picture / video"),
+        (429, "queue full (Retry-After)"),
+    )
 }
 
 _STILL_FIELDS = {
@@ -399,8 +467,17 @@ _JOB_FIELDS = {
 
 def _body_doc(fields: dict[str, Any]) -> dict[str, Any]:
     """The request body for the docs: the routes read it as a stream themselves."""
-    multipart = {"type": "object", "required": ["file"],
-                 "properties": {"file": {"type": "string", "format": "binary"}, **fields}}
-    return {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": multipart},
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+    multipart = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary"}, **fields},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": multipart},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    }

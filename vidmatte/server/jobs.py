@@ -60,8 +60,9 @@ def local_matte(engine: MattingEngine) -> MatteFunction:
     from ..api import matte_path
 
     def matte(source: Path, output: str, options: MatteOptions, progress: ProgressCallback) -> object:
-        return matte_path(source, output, options, engine=engine.with_ratio(options.downsample_ratio),
-                          progress=progress)
+        return matte_path(
+            source, output, options, engine=engine.with_ratio(options.downsample_ratio), progress=progress
+        )
 
     return matte
 
@@ -89,8 +90,17 @@ class Live:
 class JobRunner:
     """Runner threads (`workers` of them), the start-up recovery and the expiry of old jobs."""
 
-    def __init__(self, store: JobStore, data: DataDir, matte: MatteFunction, *, workers: int = 1,
-                 keep: float = 86400.0, max_attempts: int = 2, webhooks: Webhooks | None = None) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        data: DataDir,
+        matte: MatteFunction,
+        *,
+        workers: int = 1,
+        keep: float = 86400.0,
+        max_attempts: int = 2,
+        webhooks: Webhooks | None = None,
+    ) -> None:
         self.store, self.data, self.matte = store, data, matte
         self.workers, self.keep, self.max_attempts = workers, keep, max_attempts
         self.webhooks = webhooks
@@ -156,27 +166,44 @@ class JobRunner:
         """Apply the restart policy (module docstring) and sweep the data directory; returns one
         line per job it changed, for the log."""
         lines: list[str] = []
-        for job in self.store.list("running", limit=1 << 30):
+        for job in self.store.jobs("running", limit=1 << 30):
             self.data.clear_outputs(job.id)
             if not self.data.upload(job.id).is_file():
-                self.store.fail(job.id, "the uploaded file is gone from the server; upload it again", self.keep,
-                                from_status="running")
+                self.store.fail(
+                    job.id,
+                    "the uploaded file is gone from the server; upload it again",
+                    self.keep,
+                    from_status="running",
+                )
                 lines.append(f"job {job.id}: was running, upload gone: failed")
             elif job.attempts >= self.max_attempts:
-                self.store.fail(job.id, f"the server stopped {job.attempts} times while matting this clip (killed "
-                                "or out of memory?); it is not tried again", self.keep, from_status="running")
+                self.store.fail(
+                    job.id,
+                    f"the server stopped {job.attempts} times while matting this clip (killed "
+                    "or out of memory?); it is not tried again",
+                    self.keep,
+                    from_status="running",
+                )
                 self.data.remove_job(job.id)
                 lines.append(f"job {job.id}: was running, cut short {job.attempts} times: failed")
             else:
-                self.store.requeue(job.id, f"re-queued after the server stopped while matting it (attempt "
-                                   f"{job.attempts} of {self.max_attempts} cut short)", count_attempt=True)
+                self.store.requeue(
+                    job.id,
+                    f"re-queued after the server stopped while matting it (attempt "
+                    f"{job.attempts} of {self.max_attempts} cut short)",
+                    count_attempt=True,
+                )
                 lines.append(f"job {job.id}: was running when the server stopped: re-queued")
-        for job in self.store.list("queued", limit=1 << 30):
+        for job in self.store.jobs("queued", limit=1 << 30):
             if not self.data.upload(job.id).is_file():
-                self.store.fail(job.id, "the uploaded file is gone from the server; upload it again", self.keep,
-                                from_status="queued")
+                self.store.fail(
+                    job.id,
+                    "the uploaded file is gone from the server; upload it again",
+                    self.keep,
+                    from_status="queued",
+                )
                 lines.append(f"job {job.id}: queued, upload gone: failed")
-        for job in self.store.list("done", limit=1 << 30):
+        for job in self.store.jobs("done", limit=1 << 30):
             if job.result is None or not (self.data.results / job.result).is_file():
                 self.store.delete(job.id)
                 lines.append(f"job {job.id}: result file gone: removed")
@@ -241,11 +268,22 @@ class JobRunner:
         try:
             self.matte(upload, target, options_from_stored(job.options), progress)
             if form.name == "png-zip":
-                zip_frames(frames, self.data.result(job.id, form.suffix), _zip_folder(job.name),
-                           lambda: progress(Progress("zip", 0, None)))
+                zip_frames(
+                    frames,
+                    self.data.result(job.id, form.suffix),
+                    _zip_folder(job.name),
+                    lambda: progress(Progress("zip", 0, None)),
+                )
             fps = live.done / max(time.monotonic() - live.started, 1e-6)
-            if not self.store.finish(job.id, "done", keep=self.keep, result=f"{job.id}{form.suffix}",
-                                     frames_done=live.done, frames_total=live.done or None, fps=fps):
+            if not self.store.finish(
+                job.id,
+                "done",
+                keep=self.keep,
+                result=f"{job.id}{form.suffix}",
+                frames_done=live.done,
+                frames_total=live.done or None,
+                fps=fps,
+            ):
                 self.data.clear_outputs(job.id)  # cancelled in the last moment
             log.info("job %s: done, %d frames at %.1f frames/s", job.id, live.done, fps)
         except JobCancelled:
@@ -253,8 +291,7 @@ class JobRunner:
             log.info("job %s: cancelled", job.id)
         except ServerStopping:
             self.data.clear_outputs(job.id)
-            requeued = self.store.requeue(job.id, "re-queued: the server stopped while matting it",
-                                          count_attempt=False)
+            requeued = self.store.requeue(job.id, "re-queued: the server stopped while matting it", count_attempt=False)
             log.info("job %s: stopped by the shutdown, re-queued", job.id)
         except VidmatteError as error:
             self.data.clear_outputs(job.id)

@@ -101,25 +101,57 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but loopback needs an API key.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but loopback needs an API key.",
+)
 @click.option("--port", default=7000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
-@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the job database, uploads and results [default: ~/.local/share/vidmatte/serve].")
-@click.option("--api-key", envvar="VIDMATTE_API_KEY", show_envvar=True,
-              help=f"Require this key (at least {MIN_KEY_LENGTH} characters) as 'Authorization: Bearer KEY' or "
-                   "'X-API-Key: KEY'. Prefer the environment variable: a command line is visible to other users.")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Video jobs run at once (they share the model and the device).")
-@click.option("--still-workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Stills matted at once.")
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the job database, uploads and results [default: ~/.local/share/vidmatte/serve].",
+)
+@click.option(
+    "--api-key",
+    envvar="VIDMATTE_API_KEY",
+    show_envvar=True,
+    help=f"Require this key (at least {MIN_KEY_LENGTH} characters) as 'Authorization: Bearer KEY' or "
+    "'X-API-Key: KEY'. Prefer the environment variable: a command line is visible to other users.",
+)
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Video jobs run at once (they share the model and the device).",
+)
+@click.option(
+    "--still-workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Stills matted at once."
+)
 @click.option("--max-upload", default="2G", show_default=True, callback=_size, help="Largest upload (413 above it).")
-@click.option("--queue-limit", default=100, show_default=True, type=click.IntRange(1),
-              help="Most jobs waiting; more are refused with 429 and Retry-After.")
-@click.option("--keep", default="24h", show_default=True, callback=_duration,
-              help="How long finished jobs and their results are kept.")
-@click.option("--cors", multiple=True, metavar="ORIGIN",
-              help="Allow web pages of this origin (e.g. https://tool.example) to call the API; repeatable.")
+@click.option(
+    "--queue-limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most jobs waiting; more are refused with 429 and Retry-After.",
+)
+@click.option(
+    "--keep",
+    default="24h",
+    show_default=True,
+    callback=_duration,
+    help="How long finished jobs and their results are kept.",
+)
+@click.option(
+    "--cors",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Allow web pages of this origin (e.g. https://tool.example) to call the API; repeatable.",
+)
 @click.option("--webhooks", is_flag=True, help="Let jobs name a webhook_url the server POSTs to when they end.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]))
@@ -139,11 +171,15 @@ def serve(data: Path | None, cors: tuple[str, ...], **flags: Any) -> None:
 def check_config(config: ServerConfig) -> None:
     """Refuse unsafe or impossible settings before anything is loaded (ServeError)."""
     if config.api_key is not None and len(config.api_key) < MIN_KEY_LENGTH:
-        raise ServeError(f"the API key is shorter than {MIN_KEY_LENGTH} characters; make one with: "
-                         "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        raise ServeError(
+            f"the API key is shorter than {MIN_KEY_LENGTH} characters; make one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
     if not is_loopback(config.host) and config.api_key is None:
-        raise ServeError(f"binding {config.host} makes the server reachable from other machines; set an API key "
-                         "(VIDMATTE_API_KEY or --api-key) or bind 127.0.0.1")
+        raise ServeError(
+            f"binding {config.host} makes the server reachable from other machines; set an API key "
+            "(VIDMATTE_API_KEY or --api-key) or bind 127.0.0.1"
+        )
     for origin in config.cors:
         if origin == "*" or not re.fullmatch(r"https?://[^/\s]+", origin.rstrip("/")):
             raise ServeError(f"--cors {origin!r}: give an origin such as https://tool.example (no '*', no path)")
@@ -203,15 +239,28 @@ def _serve(config: ServerConfig, sock: socket.socket, data: Any, store: Any, uvi
     log.info("loading the model ...")
     engine = open_engine(MatteOptions(device=config.device, precision=config.precision))
     device = engine.describe()
-    runner = JobRunner(store, data, make_matte_function(config, engine), workers=config.jobs, keep=config.keep,
-                       max_attempts=config.max_attempts,
-                       webhooks=Webhooks(config.api_key) if config.webhooks else None)
+    runner = JobRunner(
+        store,
+        data,
+        make_matte_function(config, engine),
+        workers=config.jobs,
+        keep=config.keep,
+        max_attempts=config.max_attempts,
+        webhooks=Webhooks(config.api_key) if config.webhooks else None,
+    )
     for line in runner.recover():
         log.info(line)
     stills = Stills(engine, workers=config.still_workers, queue=config.still_queue)
-    settings = Settings(api_key=config.api_key, max_upload=config.max_upload, queue_limit=config.queue_limit,
-                        keep=config.keep, webhooks=config.webhooks, cors=config.cors,
-                        loopback_only=is_loopback(config.host), device=device)
+    settings = Settings(
+        api_key=config.api_key,
+        max_upload=config.max_upload,
+        queue_limit=config.queue_limit,
+        keep=config.keep,
+        webhooks=config.webhooks,
+        cors=config.cors,
+        loopback_only=is_loopback(config.host),
+        device=device,
+    )
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
@@ -221,9 +270,18 @@ def _serve(config: ServerConfig, sock: socket.socket, data: Any, store: Any, uvi
         sys.stderr.flush()
 
     app = create_app(settings, store=store, data=data, runner=runner, stills=stills, on_started=started)
-    server = uvicorn.Server(uvicorn.Config(
-        app, log_level="warning" if config.quiet else "info", access_log=not config.quiet, server_header=False,
-        proxy_headers=False, ws="none", lifespan="on", timeout_graceful_shutdown=10))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning" if config.quiet else "info",
+            access_log=not config.quiet,
+            server_header=False,
+            proxy_headers=False,
+            ws="none",
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+    )
     server.run(sockets=[sock])
 
 

@@ -49,10 +49,33 @@ _FORM_ALIASES = {"zip": "png-zip", "png": "png-zip", "prores": "mov", "h264": "m
 STILL_FORMATS = {"png": ("image/png", ".png"), "webp": ("image/webp", ".webp"), "jpg": ("image/jpeg", ".jpg")}
 _STILL_ALIASES = {"jpeg": "jpg"}
 
-_STILL_PARAMS = {"output_type", "background", "refine", "format", "passes", "downsample_ratio",
-                 "om", "bg_color", "channels", "model"}
-_JOB_PARAMS = {"form", "output_type", "background", "smooth", "smooth_strength", "refine", "warmup",
-               "scene_reset", "downsample_ratio", "quality", "webhook_url", "bg_color", "model"}
+_STILL_PARAMS = {
+    "output_type",
+    "background",
+    "refine",
+    "format",
+    "passes",
+    "downsample_ratio",
+    "om",
+    "bg_color",
+    "channels",
+    "model",
+}
+_JOB_PARAMS = {
+    "form",
+    "output_type",
+    "background",
+    "smooth",
+    "smooth_strength",
+    "refine",
+    "warmup",
+    "scene_reset",
+    "downsample_ratio",
+    "quality",
+    "webhook_url",
+    "bg_color",
+    "model",
+}
 #: Bounds a client cannot exceed (the command line has none): each is CPU time on a shared server.
 MAX_PASSES = 64
 MAX_WARMUP = 64
@@ -125,8 +148,9 @@ def job_request(params: Mapping[str, str], *, webhooks: bool) -> JobRequest:
         fields["background"] = background
     # smooth=true turns the temporal filter on (a strength alone does too); smooth=false wins
     if _flag(params, "smooth") if "smooth" in params else "smooth_strength" in params:
-        fields["smooth"] = _float(params, "smooth_strength", 0, 1) if "smooth_strength" in params \
-            else DEFAULT_SMOOTH_STRENGTH
+        fields["smooth"] = (
+            _float(params, "smooth_strength", 0, 1) if "smooth_strength" in params else DEFAULT_SMOOTH_STRENGTH
+        )
     if "refine" in params:
         fields["refine"] = _flag(params, "refine")
     if "warmup" in params:
@@ -184,8 +208,10 @@ def _background(params: Mapping[str, str]) -> str | None:
     from ..compose import parse_color  # torch is loaded by now: the engine was loaded at start-up
 
     if value.lower() != "blur" and parse_color(value) is None:
-        raise ParamError(f"background {value[:40]!r} is not a colour (a name, #rrggbb or r,g,b) or 'blur'; "
-                         "this server reads no background files or URLs")
+        raise ParamError(
+            f"background {value[:40]!r} is not a colour (a name, #rrggbb or r,g,b) or 'blur'; "
+            "this server reads no background files or URLs"
+        )
     return value
 
 
@@ -242,8 +268,9 @@ def _check(options: MatteOptions, *, target: str, still: bool) -> None:
         check_options(options)
         output_type = resolve_output_type(target, options.output_type, still=still)
         if not still and takes_quality(output_form(target)):  # the CRF's range depends on the codec
-            encoder_settings(output_form(target), width=2, height=2, alpha=output_type == "rgba",
-                             quality=options.quality)
+            encoder_settings(
+                output_form(target), width=2, height=2, alpha=output_type == "rgba", quality=options.quality
+            )
     except VidmatteError as error:
         raise ParamError(_api_words(str(error))) from None
 
@@ -251,13 +278,24 @@ def _check(options: MatteOptions, *, target: str, still: bool) -> None:
 def _api_words(message: str) -> str:
     """The library's message in the API's words: parameters for flags, no file names."""
     message = re.sub(r"\b(still|clip)(\.\w+|/)", r"the \1 output", message)
-    message = re.sub(r"^\.(jpg|jpeg|tif|tiff|bmp) cannot carry alpha; write \.png or \.webp",
-                     r"format \1 cannot carry alpha; ask for format png or webp", message)
-    message = re.sub(r"^h264 video cannot carry alpha; write \.webm, \.mov or a folder/",
-                     "form mp4 cannot carry alpha; ask for form webm, mov or png-zip", message)
-    for flag, param in (("--output-type", "output_type"), ("--downsample-ratio", "downsample_ratio"),
-                        ("--smooth-strength", "smooth_strength"), ("--passes", "passes"),
-                        ("--warmup", "warmup"), ("-o", "format")):
+    message = re.sub(
+        r"^\.(jpg|jpeg|tif|tiff|bmp) cannot carry alpha; write \.png or \.webp",
+        r"format \1 cannot carry alpha; ask for format png or webp",
+        message,
+    )
+    message = re.sub(
+        r"^h264 video cannot carry alpha; write \.webm, \.mov or a folder/",
+        "form mp4 cannot carry alpha; ask for form webm, mov or png-zip",
+        message,
+    )
+    for flag, param in (
+        ("--output-type", "output_type"),
+        ("--downsample-ratio", "downsample_ratio"),
+        ("--smooth-strength", "smooth_strength"),
+        ("--passes", "passes"),
+        ("--warmup", "warmup"),
+        ("-o", "format"),
+    ):
         message = message.replace(flag, param)
     return message
 

@@ -16,16 +16,18 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 
-PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; "
-               "script-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; "
-               "base-uri 'none'; form-action 'none'")
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; "
+    "script-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'"
+)
 #: FastAPI's docs pages load Swagger UI from a CDN with inline scripts: no page policy there.
 _DOCS_PATHS = ("/docs", "/redoc")
 
@@ -41,14 +43,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def presented_key(headers: dict[str, str] | object) -> str | None:
+def presented_key(headers: Mapping[str, str]) -> str | None:
     """The key a request presents: `Authorization: Bearer KEY`, else `X-API-Key: KEY`."""
-    get = headers.get  # type: ignore[attr-defined]
-    auth = get("authorization")
+    auth = headers.get("authorization")
     if auth and auth[:7].lower() == "bearer ":
-        return str(auth[7:].strip())
-    key = get("x-api-key")
-    return None if key is None else str(key).strip()
+        return auth[7:].strip()
+    key = headers.get("x-api-key")
+    return None if key is None else key.strip()
 
 
 def key_matches(presented: str | None, key: str) -> bool:
@@ -78,8 +79,11 @@ class Guard:
             await _json(send, status, message)
             return
         path: str = scope.get("path", "")
-        extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-                 (b"x-frame-options", b"DENY")]
+        extra = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+        ]
         if not path.startswith(_DOCS_PATHS):
             extra.append((b"content-security-policy", PAGE_POLICY.encode()))
         if path.startswith("/api/"):
@@ -94,8 +98,10 @@ class Guard:
 
     def _refusal(self, host: str, origin: str | None) -> tuple[int, str] | None:
         if self.loopback_only and not is_loopback(_hostname(host)):
-            return 400, (f"this server answers to 127.0.0.1 and localhost only, not {host[:80]!r} "
-                         "(bind another address with an API key to serve other names)")
+            return 400, (
+                f"this server answers to 127.0.0.1 and localhost only, not {host[:80]!r} "
+                "(bind another address with an API key to serve other names)"
+            )
         if origin is None:
             return None
         if origin.rstrip("/") in self.cors:
@@ -103,20 +109,30 @@ class Guard:
         parts = urlsplit(origin)
         if parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower():
             return None  # same origin: the server's own page
-        return 403, (f"cross-origin request from {origin[:80]!r} refused; start the server with "
-                     "--cors ORIGIN to allow a web page on another origin")
+        return 403, (
+            f"cross-origin request from {origin[:80]!r} refused; start the server with "
+            "--cors ORIGIN to allow a web page on another origin"
+        )
 
 
 def _hostname(host: str) -> str:
     """The name part of a Host header: `127.0.0.1:7000` -> `127.0.0.1`, `[::1]:7000` -> `::1`."""
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host
+        return host[1 : host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 async def _json(send: Send, status: int, message: str) -> None:
     body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"x-content-type-options", b"nosniff")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -148,14 +148,15 @@ class JobStore:
     def get(self, job_id: str) -> Job | None:
         return self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
 
-    def list(self, status: str | None = None, limit: int = 100) -> list[Job]:
+    def jobs(self, status: str | None = None, limit: int = 100) -> list[Job]:
         """Newest first."""
         with self._lock:
             if status is None:
                 rows = self._db.execute("SELECT * FROM jobs ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
             else:
-                rows = self._db.execute("SELECT * FROM jobs WHERE status = ? ORDER BY seq DESC LIMIT ?",
-                                        (status, limit)).fetchall()
+                rows = self._db.execute(
+                    "SELECT * FROM jobs WHERE status = ? ORDER BY seq DESC LIMIT ?", (status, limit)
+                ).fetchall()
         return [Job.from_row(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
@@ -171,18 +172,28 @@ class JobStore:
 
     # ---- the life of a job -----------------------------------------------------------------
 
-    def add(self, job_id: str, *, name: str, form: str, options: dict[str, Any], webhook_url: str | None,
-            frames_total: int | None, queue_limit: int | None = None) -> Job | None:
+    def add(
+        self,
+        job_id: str,
+        *,
+        name: str,
+        form: str,
+        options: dict[str, Any],
+        webhook_url: str | None,
+        frames_total: int | None,
+        queue_limit: int | None = None,
+    ) -> Job | None:
         """Queue a new job; None (nothing added) when `queue_limit` jobs are queued already."""
         with self._transaction() as db:
             if queue_limit is not None:
                 queued = db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
                 if queued >= queue_limit:
                     return None
-            db.execute("INSERT INTO jobs (id, status, name, form, options, webhook_url, frames_total, created) "
-                       "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
-                       (job_id, name, form, json.dumps(options, sort_keys=True), webhook_url, frames_total,
-                        time.time()))
+            db.execute(
+                "INSERT INTO jobs (id, status, name, form, options, webhook_url, frames_total, created) "
+                "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?)",
+                (job_id, name, form, json.dumps(options, sort_keys=True), webhook_url, frames_total, time.time()),
+            )
         return self.get(job_id)
 
     def claim_next(self) -> Job | None:
@@ -191,17 +202,32 @@ class JobStore:
             row = db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1").fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE jobs SET status = 'running', attempts = attempts + 1, started = ?, frames_done = 0, "
-                       "fps = NULL WHERE id = ?", (time.time(), row[0]))
+            db.execute(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, started = ?, frames_done = 0, "
+                "fps = NULL WHERE id = ?",
+                (time.time(), row[0]),
+            )
         return self.get(row[0])
 
     def progress(self, job_id: str, done: int, total: int | None, fps: float | None) -> None:
-        self._update("UPDATE jobs SET frames_done = ?, frames_total = COALESCE(?, frames_total), fps = ? "
-                     "WHERE id = ? AND status = 'running'", (done, total, fps, job_id))
+        self._update(
+            "UPDATE jobs SET frames_done = ?, frames_total = COALESCE(?, frames_total), fps = ? "
+            "WHERE id = ? AND status = 'running'",
+            (done, total, fps, job_id),
+        )
 
-    def finish(self, job_id: str, status: str, *, keep: float, error: str | None = None,
-               result: str | None = None, frames_done: int | None = None, frames_total: int | None = None,
-               fps: float | None = None) -> bool:
+    def finish(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        keep: float,
+        error: str | None = None,
+        result: str | None = None,
+        frames_done: int | None = None,
+        frames_total: int | None = None,
+        fps: float | None = None,
+    ) -> bool:
         """A running job done or failed; False when it is no longer running (cancelled meanwhile)."""
         assert status in ("done", "failed")
         now = time.time()
@@ -209,7 +235,8 @@ class JobStore:
             "UPDATE jobs SET status = ?, error = ?, result = ?, finished = ?, expires = ?, "
             "frames_done = COALESCE(?, frames_done), frames_total = COALESCE(?, frames_total), "
             "fps = COALESCE(?, fps) WHERE id = ? AND status = 'running'",
-            (status, error, result, now, now + keep, frames_done, frames_total, fps, job_id))
+            (status, error, result, now, now + keep, frames_done, frames_total, fps, job_id),
+        )
 
     def requeue(self, job_id: str, note: str, *, count_attempt: bool) -> bool:
         """A running job back in the queue (at its old place); `count_attempt` False takes back the
@@ -217,22 +244,28 @@ class JobStore:
         return self._update(
             "UPDATE jobs SET status = 'queued', note = ?, started = NULL, frames_done = 0, fps = NULL, "
             "attempts = attempts - ? WHERE id = ? AND status = 'running'",
-            (note, 0 if count_attempt else 1, job_id))
+            (note, 0 if count_attempt else 1, job_id),
+        )
 
     def cancel(self, job_id: str, keep: float) -> Job | None:
         """A queued or running job cancelled (kept, without files, until it expires); None when it
         was not queued or running."""
         now = time.time()
-        if not self._update("UPDATE jobs SET status = 'cancelled', finished = ?, expires = ? "
-                            "WHERE id = ? AND status IN ('queued', 'running')", (now, now + keep, job_id)):
+        if not self._update(
+            "UPDATE jobs SET status = 'cancelled', finished = ?, expires = ? "
+            "WHERE id = ? AND status IN ('queued', 'running')",
+            (now, now + keep, job_id),
+        ):
             return None
         return self.get(job_id)
 
     def fail(self, job_id: str, error: str, keep: float, *, from_status: str) -> bool:
         """Mark a job failed from a given state (start-up checks)."""
         now = time.time()
-        return self._update("UPDATE jobs SET status = 'failed', error = ?, finished = ?, expires = ? "
-                            "WHERE id = ? AND status = ?", (error, now, now + keep, job_id, from_status))
+        return self._update(
+            "UPDATE jobs SET status = 'failed', error = ?, finished = ?, expires = ? WHERE id = ? AND status = ?",
+            (error, now, now + keep, job_id, from_status),
+        )
 
     def delete(self, job_id: str) -> bool:
         return self._update("DELETE FROM jobs WHERE id = ?", (job_id,))
@@ -241,8 +274,11 @@ class JobStore:
         """Finished jobs whose time is up."""
         now = time.time() if now is None else now
         with self._lock:
-            rows = self._db.execute("SELECT * FROM jobs WHERE status IN ('done', 'failed', 'cancelled') "
-                                    "AND expires IS NOT NULL AND expires <= ?", (now,)).fetchall()
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE status IN ('done', 'failed', 'cancelled') "
+                "AND expires IS NOT NULL AND expires <= ?",
+                (now,),
+            ).fetchall()
         return [Job.from_row(row) for row in rows]
 
 
@@ -280,8 +316,9 @@ class DataDir:
                 holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             finally:
                 os.close(fd)
-            raise DataLocked(f"another vidmatte serve (pid {holder}) is using {self.root}; stop it or "
-                             "give another --data") from None
+            raise DataLocked(
+                f"another vidmatte serve (pid {holder}) is using {self.root}; stop it or give another --data"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -154,7 +154,7 @@ async def _multipart(stream: AsyncIterator[bytes], sink: _FileSink, content_type
         raise UploadError("multipart/form-data without a boundary")
     form = _FormState(sink)
     try:
-        parser = MultipartParser(boundary, form.callbacks())
+        parser = MultipartParser(boundary, cast(Any, form.callbacks()))
     except (MultipartParseError, ValueError) as error:
         raise UploadError(f"malformed multipart body ({error})") from None
     total = 0

@@ -219,8 +219,7 @@ function media(kind, url, id) {
     element.muted = true;
     element.loop = true;
     element.playsInline = true;
-    element.autoplay = true;
-    if (id) element.controls = true;
+    element.autoplay = true;  // no native controls: their overlay would cover the picture
   }
   return element;
 }
@@ -233,16 +232,24 @@ function show(result) {
   if (result.playable) {
     const shown = media(result.kind, result.url, "result-media");
     matte.append(shown);
+    if (result.kind === "video") {
+      shown.addEventListener("play", () => { $("play").textContent = "Pause"; });
+      shown.addEventListener("pause", () => { $("play").textContent = "Play"; });
+    }
     if (result.original) {
       const before = media(result.kind, result.original, null);
       original.append(before);
       if (result.kind === "video") follow(shown, before);
     }
   }
+  const play = $("play");
+  play.hidden = !(result.playable && result.kind === "video");
+  play.textContent = "Pause";
   $("note").textContent = result.note;
   const link = $("download");
   link.href = result.url;
   link.download = result.name;
+  $("progress").hidden = true;
   $("result").hidden = false;
   setView("result");
   setState("done");
@@ -344,6 +351,12 @@ function setup() {
     if (event.dataTransfer && event.dataTransfer.files.length) start(event.dataTransfer.files[0]);
   });
   $("cancel").addEventListener("click", cancel);
+  $("play").addEventListener("click", () => {
+    const video = $("result-media");
+    if (!video) return;
+    if (video.paused) video.play().catch(() => {}); else video.pause();
+  });
+  $("matte").addEventListener("click", () => $("play").click());
   for (const button of document.querySelectorAll(".views button")) {
     button.addEventListener("click", () => setView(button.dataset.view));
   }
