@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import http.server
+import json
+import queue
+import threading
 
-from tests.server.conftest import ServerProcess, submit, wait_for
+from tests.server.conftest import API_KEY, ServerProcess, submit, wait_for
 from vidmatte.io import read_webm_alpha_frames
 
 
@@ -48,20 +53,54 @@ def test_kill_9_mid_job_keeps_every_job(tmp_path, clip, long_clip):
         server.stop()
 
 
+class Hooks:
+    """A webhook receiver on 127.0.0.1: the bodies and signatures it was sent."""
+
+    def __init__(self) -> None:
+        received = self.received = queue.Queue()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.put((body, self.headers.get("X-Vidmatte-Signature")))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
 def test_sigterm_stops_cleanly_and_requeues_without_counting(tmp_path, long_clip):
-    server = ServerProcess(tmp_path / "data").start()
+    """Also: the webhook (servers started with --webhooks) is called once, when the job is done,
+    signed with the API key."""
+    server = ServerProcess(tmp_path / "data", "--webhooks", env={"VIDMATTE_API_KEY": API_KEY})
+    hooks = Hooks()
     try:
-        with server.client() as client:
-            job = submit(client, long_clip).json()
+        server.start()
+        with server.client(headers={"X-API-Key": API_KEY}) as client:
+            job = submit(client, long_clip, webhook_url=hooks.url).json()
             wait_for(client, job["id"], ("running",), frames=2)
         assert server.stop() is not None  # ends within the timeout, without SIGKILL
         assert partials(server.data) == [] and list((server.data / "tmp").iterdir()) == []
         assert "re-queued" in server.log_text()
+        assert hooks.received.empty()  # stopped, not finished: no call yet
         server.start()
-        with server.client() as client:
+        with server.client(headers={"X-API-Key": API_KEY}) as client:
             again = client.get(f"/api/jobs/{job['id']}").json()
             assert again["status"] in ("queued", "running") and again["note"].startswith("re-queued")
             done = wait_for(client, job["id"])
             assert done["status"] == "done" and done["attempts"] == 1  # the stopped run did not count
+        body, signature = hooks.received.get(timeout=30)
+        assert json.loads(body)["id"] == job["id"] and json.loads(body)["status"] == "done"
+        assert signature == "sha256=" + hmac.new(API_KEY.encode(), body, hashlib.sha256).hexdigest()
     finally:
         server.stop()
+        hooks.close()

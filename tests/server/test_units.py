@@ -249,3 +249,16 @@ def test_internal_errors_become_json_without_a_traceback(parts):
     assert answer.status_code == 500, answer.text
     assert answer.json() == {"error": "internal server error (the details are in the server's log)"}
     assert "secret" not in answer.text and "Traceback" not in answer.text
+
+
+def test_finished_jobs_expire_with_their_files(parts):
+    store, data = parts
+    old, fresh = add(store, data), add(store, data)
+    for job_id, keep in ((old, 0.0), (fresh, 3600.0)):
+        store.claim_next()
+        data.result(job_id, ".webm").write_bytes(b"result")
+        store.finish(job_id, "done", keep=keep, result=f"{job_id}.webm")
+    runner = JobRunner(store, data, matte=lambda *args: None)
+    assert runner.expire() == 1
+    assert store.get(old) is None and not data.result(old, ".webm").exists()
+    assert store.get(fresh).status == "done" and data.result(fresh, ".webm").exists()
