@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -114,6 +115,7 @@ def create_app(
                 "Content-Disposition",
                 "Retry-After",
                 "Content-Length",
+                "Server-Timing",
             ],
         )
 
@@ -158,8 +160,10 @@ def create_app(
             still = _parse(lambda params: still_request(params, request.headers.get("accept")), request, upload)
             target = data.temp(still.suffix)
             try:
+                started = time.perf_counter()
                 picture = await stills.decode(upload.path)
-                await stills.matte(upload.path, picture, target, still.options)
+                decoded = time.perf_counter() - started
+                waited, matted = await stills.matte(upload.path, picture, target, still.options)
             except Busy as busy:
                 raise ApiError(429, str(busy), {"Retry-After": str(busy.retry_after)}) from None
             except InputError as error:
@@ -171,9 +175,10 @@ def create_app(
             upload.path.unlink(missing_ok=True)
             target.unlink(missing_ok=True)
         name = f"{Path(upload.name).stem or 'still'}_matte{still.suffix}"
-        return Response(
-            body, media_type=still.media_type, headers={"Content-Disposition": _disposition("inline", name)}
-        )
+        # Server-Timing (W3C): where the time went, so a client can tell the matting from the transport
+        timing = f"decode;dur={1000 * decoded:.1f}, wait;dur={1000 * waited:.1f}, matte;dur={1000 * matted:.1f}"
+        headers = {"Content-Disposition": _disposition("inline", name), "Server-Timing": timing}
+        return Response(body, media_type=still.media_type, headers=headers)
 
     @api.post(
         "/jobs",

@@ -60,22 +60,29 @@ class Stills:
             self._decoders = anyio.CapacityLimiter(DECODERS)
         return await anyio.to_thread.run_sync(read_image, path, limiter=self._decoders)
 
-    async def matte(self, source: Path, picture: Picture, target: Path, options: MatteOptions) -> None:
-        """Matte the decoded picture into `target`; Busy when the queue is full."""
+    async def matte(self, source: Path, picture: Picture, target: Path, options: MatteOptions) -> tuple[float, float]:
+        """Matte the decoded picture into `target`; returns (seconds waiting for a worker,
+        seconds matting). Busy when the queue is full."""
         if self.full:
             raise Busy(self.retry_after())
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.workers)
         self.pending += 1
+        queued = time.perf_counter()
         try:
-            await anyio.to_thread.run_sync(self._matte, source, picture, target, options, limiter=self._limiter)
+            started, took = await anyio.to_thread.run_sync(
+                self._matte, source, picture, target, options, limiter=self._limiter
+            )
         finally:
             self.pending -= 1
+        return started - queued, took
 
-    def _matte(self, source: Path, picture: Picture, target: Path, options: MatteOptions) -> None:
+    def _matte(self, source: Path, picture: Picture, target: Path, options: MatteOptions) -> tuple[float, float]:
         from ..stills import matte_image
 
-        start = time.monotonic()
+        start = time.perf_counter()
         engine = self.engine.with_ratio(options.downsample_ratio)
         matte_image(source, target, engine=engine, options=options, picture=picture)
-        self.seconds = 0.8 * self.seconds + 0.2 * (time.monotonic() - start)
+        took = time.perf_counter() - start
+        self.seconds = 0.8 * self.seconds + 0.2 * took
+        return start, took
