@@ -51,6 +51,7 @@ def test_wheel_installs_and_mattes_the_sample(tmp_path):
     module, weights = (Path(line) for line in where.stdout.split())
     assert env_dir in module.parents and env_dir in weights.parents  # not the checkout's copies
     assert weights.is_file() and weights.parent == env_dir / "share" / "vidmatte" / "weights"
+    assert (module.parent / "server" / "static" / "index.html").is_file()  # the page of `vidmatte serve`
 
     result = _run(env_dir / "bin" / "vidmatte", "astronaut_pan.mp4", "--downsample-ratio", "0.25", "-q", cwd=work)
     assert result.returncode == 0, result.stderr

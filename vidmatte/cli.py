@@ -108,6 +108,7 @@ def cli(input: Path | None, output: str | None, quiet: bool, webcam: bool, camer
       vidmatte shoot/                   -> shoot_matte/ (every image and video, same relative names)
       vidmatte frames/ --sequence -o clip.mov --fps 30   numbered frames as one clip
       vidmatte --webcam                 live preview (q quit, b background, v view, s snapshot)
+      vidmatte serve                    HTTP API and web page on 127.0.0.1:7000 (vidmatte serve --help)
     """
     from .api import matte_path
 
@@ -211,10 +212,17 @@ def _fewer_malloc_arenas() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: `vidmatte` and `python -m vidmatte`."""
+    """Entry point: `vidmatte` and `python -m vidmatte`; `vidmatte serve ...` runs the server
+    (a file named serve is matted as `./serve`)."""
     from .signals import Terminated, raise_on_termination
 
     _fewer_malloc_arenas()
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["serve"]:
+        from .server.main import main as serve
+
+        serve(args[1:])  # uvicorn handles SIGINT/SIGTERM itself: a clean shutdown re-queues running jobs
+        return
     try:
         # kill, timeout, a closed terminal: cleaned up like Ctrl-C
         with raise_on_termination():

@@ -33,7 +33,7 @@ def check_image_job(target: str | Path, options: MatteOptions) -> str:
 
 def matte_image(source: str | Path, output: str | Path | None = None, *, engine: MattingEngine | None = None,
                 options: MatteOptions | None = None, progress: ProgressCallback | None = None,
-                flip: bool = False) -> Path:
+                flip: bool = False, picture: Picture | None = None) -> Path:
     """Matte one image file into `output` (default `<stem>_matte.png`); returns the output path.
 
     The output's form follows its name: .png / .webp (lossless) carry RGBA (predicted foreground
@@ -42,8 +42,10 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, engine:
     is kept (the network sees it flattened over white; the output alpha is multiplied by it). The
     alpha is the converged still-mode alpha (`options.passes` bounds the network passes; 1 = a
     single video-style pass), refined in the edge band unless `options.refine` is False.
-    `progress` gets "passes", "full resolution" and "refine" reports. Nothing is left at `output` unless the whole
-    picture was written.
+    `progress` gets "passes", "full resolution" and "refine" reports. Nothing is left at `output`
+    unless the whole picture was written. `picture`: `read_image(source)` already done by the
+    caller (a server decodes an upload to check it before it waits for the engine), so it is not
+    decoded twice.
     """
     options = options or MatteOptions()
     source = Path(source)
@@ -53,7 +55,8 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, engine:
         raise OutputError(f"output {target} is the input itself; choose another -o")
     check_target(target, folder=False, overwrite=options.overwrite)  # fail before the work, not after
     selection = selection_of(options)
-    picture = read_image(source)
+    if picture is None:
+        picture = read_image(source)
     if selection is not None:
         selection.check_frame(picture.width, picture.height)  # a point outside, a mask of another size
     engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
