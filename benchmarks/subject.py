@@ -484,7 +484,7 @@ def _deepest_point(alpha: np.ndarray, width: int, height: int) -> tuple[int, int
     """The full-resolution pixel deepest inside the biggest confident region (a click on the person)."""
     from vidmatte.subject.regions import components
 
-    n, comp, areas = components(alpha >= 0.5)
+    _, comp, areas = components(alpha >= 0.5)
     c = int(np.argmax(areas[1:])) + 1
     d = cv2.distanceTransform((comp == c).astype(np.uint8), cv2.DIST_L2, 5)
     y, x = np.unravel_index(int(np.argmax(d)), d.shape)
@@ -515,7 +515,9 @@ def _write_stills(folder: Path, snaps: dict, intervals: list[tuple[int, int]]) -
     for i, (a, b) in enumerate(intervals):
         t = min(snaps, key=lambda f: abs(f - (a + b) // 2))
         small, alpha, gate = snaps[t]
-        grey = lambda x: cv2.cvtColor((np.clip(x, 0, 1) * 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+        def grey(x: np.ndarray) -> np.ndarray:
+            return cv2.cvtColor((np.clip(x, 0, 1) * 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+
         picture = np.hstack([small, grey(alpha), grey(alpha * gate)])
         path = folder / f"real_person{i + 1}_frame{t:04d}.png"
         cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))

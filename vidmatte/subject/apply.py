@@ -14,7 +14,6 @@ Either way the foreground colour is untouched (it only matters where alpha > 0).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 import numpy as np
 import torch
@@ -22,7 +21,7 @@ from torch import Tensor
 
 from ..model.resample import resize_bilinear
 
-Gate = Union[np.ndarray, Tensor]
+Gate = np.ndarray | Tensor
 
 
 def track_coarse(tracker, coarse, new_shots: Sequence[bool] | None = None,
@@ -65,7 +64,7 @@ def gate_alpha(alpha: Tensor, gate: Gate | Sequence[Gate]) -> Tensor:
     """Full-resolution alpha `[T,1,H,W]` (or `[1,H,W]`) times the upsampled gate (new tensor)."""
     squeeze = alpha.dim() == 3
     a = alpha[None] if squeeze else alpha
-    g = upsample_gate(gate, a.shape[-2:], a.device, a.dtype)
+    g = upsample_gate(gate, (a.shape[-2], a.shape[-1]), a.device, a.dtype)
     out = a * g
     return out[0] if squeeze else out
 

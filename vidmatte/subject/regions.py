@@ -128,7 +128,7 @@ def gate_from_labels(labels: np.ndarray, selected: np.ndarray, soft: np.ndarray)
     out = np.zeros(labels.shape, np.float32)
     sel = np.isin(labels, selected) & (labels > 0) if len(selected) else None
     box = None if sel is None else grown_box(sel, int(2 * REACH) + 2)
-    if box is None:
+    if box is None or sel is None:
         return out
     lab, sel, soft = labels[box], sel[box], soft[box]
     d_sel = cv2.distanceTransform((~sel).astype(np.uint8), cv2.DIST_L2, 5)

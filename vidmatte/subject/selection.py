@@ -70,7 +70,7 @@ def load_mask(path: str | Path) -> np.ndarray:
 def mask_from_image(image: np.ndarray) -> np.ndarray:
     """A decoded mask image (grey, BGR or BGRA; 8 or 16 bit; or bool) -> `(H,W)` bool."""
     if image.dtype == bool:
-        return image if image.ndim == 2 else image.any(-1)
+        return image if image.ndim == 2 else np.asarray(image.any(-1))
     peak = float(np.iinfo(image.dtype).max) if np.issubdtype(image.dtype, np.integer) else 1.0
     if image.ndim == 3 and image.shape[2] == 4 and image[..., 3].min() != image[..., 3].max():
         plane = image[..., 3]

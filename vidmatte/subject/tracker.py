@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -57,6 +58,9 @@ from .regions import (
     shift,
 )
 from .selection import Selection, _fmt
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 #: smallest person for `largest`, re-finding and counting people: this share of the picture
 MIN_PERSON = 0.002
@@ -151,7 +155,7 @@ class SubjectTracker:
         self._events.clear()
         self._kept_out: set[int] = set()
 
-    def update(self, alpha: np.ndarray, small_rgb: np.ndarray, new_shot: bool = False,
+    def update(self, alpha: np.ndarray | Tensor, small_rgb: np.ndarray | Tensor, new_shot: bool = False,
                index: int | None = None) -> np.ndarray:
         """The gate `(h,w)` float32 for the next frame.
 
@@ -515,7 +519,7 @@ class SubjectTracker:
             window = cur[wy0:wy0 + (y1 - y0) + 2 * SEARCH, wx0:wx0 + (x1 - x0) + 2 * SEARCH]
             cost = cv2.matchTemplate(window, tmpl, cv2.TM_SQDIFF, mask=mask)
             my, mx = np.unravel_index(int(np.argmin(cost)), cost.shape)
-            dx, dy = _subpixel(cost, mx, my)
+            dx, dy = _subpixel(cost, int(mx), int(my))
             measured = 2.0 * np.array([gx + mx + dx - SEARCH, gy + my + dy - SEARCH])
             t.velocity = t.velocity + weight * (measured - t.velocity)
 
@@ -539,6 +543,7 @@ class SubjectTracker:
                 mine = owner[y0:y1, x0:x1]
                 open_ = region & ((mine == 0) | (mine == ti.id) | (mine == tj.id))
                 if front is None:
+                    assert self._labels is not None  # contests need a previous frame
                     prev = self._labels[y0:y1, x0:x1]
                     fallback = np.where((prev == ti.id) | (prev == tj.id), prev, 0)
                 else:
@@ -554,9 +559,10 @@ class SubjectTracker:
         if np.abs(ti.velocity - tj.velocity).max() < 0.75:
             return np.zeros(shape, np.int8)  # the same motion: the picture cannot tell them apart
         cur = grey[y0:y1, x0:x1]
+        assert self._grey is not None  # motion is judged against the previous frame
         err = []
         for t in (ti, tj):
-            m = np.float32([[1, 0, x0 - t.velocity[0]], [0, 1, y0 - t.velocity[1]]])
+            m = np.array([[1, 0, x0 - t.velocity[0]], [0, 1, y0 - t.velocity[1]]], np.float32)
             prev = cv2.warpAffine(self._grey, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                   borderMode=cv2.BORDER_REPLICATE)
             err.append(cv2.blur(np.abs(cur - prev), (5, 5)))
