@@ -163,13 +163,14 @@ def create_app(
                 started = time.perf_counter()
                 picture = await stills.decode(upload.path)
                 decoded = time.perf_counter() - started
+            except InputError as error:  # not a picture, damaged, too large: the decoder's reason
+                raise ApiError(415, _public(error, upload, data)) from None
+            try:
                 waited, matted = await stills.matte(upload.path, picture, target, still.options)
             except Busy as busy:
                 raise ApiError(429, str(busy), {"Retry-After": str(busy.retry_after)}) from None
-            except InputError as error:
-                raise ApiError(415, _public(error, upload, data)) from None
-            except VidmatteError as error:
-                raise ApiError(400, _public(error, upload, data)) from None
+            except VidmatteError as error:  # e.g. a subject point where there is no person
+                raise ApiError(422, _public(error, upload, data)) from None
             body = await anyio.to_thread.run_sync(target.read_bytes)
         finally:
             upload.path.unlink(missing_ok=True)

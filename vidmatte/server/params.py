@@ -60,6 +60,8 @@ _STILL_PARAMS = {
     "bg_color",
     "channels",
     "model",
+    "subject",
+    "subject_box",
 }
 _JOB_PARAMS = {
     "form",
@@ -75,6 +77,9 @@ _JOB_PARAMS = {
     "webhook_url",
     "bg_color",
     "model",
+    "subject",
+    "subject_box",
+    "subject_frame",
 }
 #: Bounds a client cannot exceed (the command line has none): each is CPU time on a shared server.
 MAX_PASSES = 64
@@ -125,6 +130,7 @@ def still_request(params: Mapping[str, str], accept: str | None) -> StillRequest
         fields["passes"] = _int(params, "passes", 1, MAX_PASSES)
     if "downsample_ratio" in params:
         fields["downsample_ratio"] = _ratio(params["downsample_ratio"])
+    fields.update(_subject(params))
     fmt = _still_format(params.get("format"), accept)
     options = MatteOptions(**fields)
     _check(options, target=f"still{STILL_FORMATS[fmt][1]}", still=True)
@@ -161,6 +167,9 @@ def job_request(params: Mapping[str, str], *, webhooks: bool) -> JobRequest:
         fields["downsample_ratio"] = _ratio(params["downsample_ratio"])
     if "quality" in params:
         fields["quality"] = _int(params, "quality", 0, 63)
+    fields.update(_subject(params))
+    if "subject_frame" in params:
+        fields["subject_frame"] = _int(params, "subject_frame", 0, 10_000_000)
     _check(MatteOptions(**fields), target=f"clip{form.target}", still=False)
     webhook = params.get("webhook_url") or None
     if webhook is not None:
@@ -213,6 +222,18 @@ def _background(params: Mapping[str, str]) -> str | None:
             "this server reads no background files or URLs"
         )
     return value
+
+
+def _subject(params: Mapping[str, str]) -> dict[str, list[str]]:
+    """Who is cut out, as the command line's --subject / --subject-box: `subject` is "X,Y" (several
+    separated by ';') or "largest", `subject_box` "X0,Y0,X1,Y1" (several separated by ';'), in
+    the upload's pixels. (A mask would be a second upload: not taken, a box says the same.)"""
+    fields: dict[str, list[str]] = {}
+    for name, field in (("subject", "subjects"), ("subject_box", "subject_boxes")):
+        value = params.get(name, "").strip()
+        if value:
+            fields[field] = [part.strip() for part in value.split(";") if part.strip()][:16]
+    return fields
 
 
 def _flag(params: Mapping[str, str], name: str) -> bool:
