@@ -33,8 +33,18 @@ OUTPUTS = {"mp4": "out.mp4", "webm": "out.webm", "mov": "out.mov", "png": "frame
 def run_cli(checkout: Path, clip: Path, form: str, ratio: str, work: Path) -> float:
     """Seconds for `python -m vidmatte clip -o OUT` with `checkout` on the path."""
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    cmd = [sys.executable, "-m", "vidmatte", str(clip), "-o", f"{work}/{OUTPUTS[form]}", "-y", "-q",
-           "--downsample-ratio", ratio]  # a string: a folder's trailing '/' survives
+    cmd = [
+        sys.executable,
+        "-m",
+        "vidmatte",
+        str(clip),
+        "-o",
+        f"{work}/{OUTPUTS[form]}",
+        "-y",
+        "-q",
+        "--downsample-ratio",
+        ratio,
+    ]  # a string: a folder's trailing '/' survives
     start = time.perf_counter()
     result = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True)
     if result.returncode != 0:
@@ -64,10 +74,12 @@ def main() -> None:
                     times.setdefault((side, form, ratio), []).append(seconds)
                     print(f"round {round_ + 1} {side} {form}@{ratio}: {seconds:.2f} s", flush=True)
     print()
-    print(f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} cores. A = {sides['A']}, B = {sides['B']}. "
-          f"{args.frames}-frame 1280x720 clip with AAC audio; whole-process wall time, medians of {args.rounds} "
-          f"interleaved rounds. Command: `python benchmarks/ab.py --baseline A --frames {args.frames} "
-          f"--rounds {args.rounds} --jobs {args.jobs}`.")
+    print(
+        f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} cores. A = {sides['A']}, B = {sides['B']}. "
+        f"{args.frames}-frame 1280x720 clip with AAC audio; whole-process wall time, medians of {args.rounds} "
+        f"interleaved rounds. Command: `python benchmarks/ab.py --baseline A --frames {args.frames} "
+        f"--rounds {args.rounds} --jobs {args.jobs}`."
+    )
     print()
     print("| job | A (s) | B (s) | B / A |")
     print("| --- | ---: | ---: | ---: |")

@@ -42,6 +42,7 @@ def pictures(eval_dir: Path) -> list[tuple[str, Path, Path]]:
     """(name, image, truth) of every people/ and objects/ picture as it is (no composites)."""
     return [(c.name, c.image, c.truth) for c in cases(eval_dir) if c.background == "original"]
 
+
 #: (label, keyword arguments of refine_edges); None is the network alone.
 SETTINGS: list[tuple[str, dict | None]] = [
     ("converged network alone (still mode)", None),
@@ -64,7 +65,9 @@ SETTINGS: list[tuple[str, dict | None]] = [
 def groups(names: list[str]) -> dict[str, list[str]]:
     return {
         "people/0002 (whole portrait, 1280x1940)": [n for n in names if n == "people/0002"],
-        "people crops (20 x 320x320 hair/edge crops)": [n for n in names if n.startswith("people/") and n != "people/0002"],
+        "people crops (20 x 320x320 hair/edge crops)": [
+            n for n in names if n.startswith("people/") and n != "people/0002"
+        ],
         "objects (8 non-human foregrounds, ~2 MP)": [n for n in names if n.startswith("objects/")],
     }
 
@@ -73,12 +76,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--eval", type=Path, default=DEFAULT_EVAL)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "edges.md")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: steady timings on a shared machine; 0: torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: steady timings on a shared machine; 0: torch's default)",
+    )
     args = parser.parse_args()
     if not (args.eval / "people").is_dir() or not (args.eval / "objects").is_dir():
-        print(f"skipped: evaluation data not found at {args.eval} (people/, objects/ with *_alpha.png); "
-              f"nothing measured, {args.out} left as it is")
+        print(
+            f"skipped: evaluation data not found at {args.eval} (people/, objects/ with *_alpha.png); "
+            f"nothing measured, {args.out} left as it is"
+        )
         return
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -135,14 +144,20 @@ def report(args: argparse.Namespace, rows: list[dict], seconds: list[float], meg
     for title, members in groups(names).items():
         if not members:
             continue
-        lines += [f"## {title}", "", "| setting | MAD | MSE | Grad | MAD better / worse than the network |",
-                  "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [
+            f"## {title}",
+            "",
+            "| setting | MAD | MSE | Grad | MAD better / worse than the network |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
         for (label, options), row in zip(SETTINGS, rows):
             values = np.array([row[n] for n in members])
             change = np.array([row[n][0] - rows[0][n][0] for n in members])
             versus = "" if options is None else f"{(change < -0.005).sum()} / {(change > 0.005).sum()}"
-            lines.append(f"| {label} | {values[:, 0].mean():.3f} | {values[:, 1].mean():.3f} | {values[:, 2].mean():.2f} "
-                         f"| {versus} |")
+            lines.append(
+                f"| {label} | {values[:, 0].mean():.3f} | {values[:, 1].mean():.3f} | {values[:, 2].mean():.2f} "
+                f"| {versus} |"
+            )
         lines.append("")
     lines += [f"## Time ({megapixels:.1f} MP in all)", "", "| setting | seconds per megapixel |", "| --- | ---: |"]
     for (label, options), total in zip(SETTINGS, seconds):

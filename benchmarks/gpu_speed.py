@@ -67,7 +67,7 @@ def panning_frames(height: int, width: int, count: int) -> np.ndarray:
 
     image = cv2.cvtColor(cv2.imread(str(REPO / "samples" / "astronaut.jpg")), cv2.COLOR_BGR2RGB)
     big = cv2.resize(image, (width + 2 * count, height + 2 * count), interpolation=cv2.INTER_LINEAR)
-    return np.stack([big[i:i + height, 2 * i:2 * i + width] for i in range(count)])
+    return np.stack([big[i : i + height, 2 * i : 2 * i + width] for i in range(count)])
 
 
 @dataclass
@@ -116,15 +116,19 @@ class GraphedStep:
 def model_only(device: torch.device, sizes: dict, frames: int, rounds: int, smoke: bool) -> list[dict]:
     """Rows of the model-only table: frames/s (median round), peak GPU memory."""
     if smoke:
-        variants = [Variant("fp32 NHWC, 1 frame a call", torch.float32, True, 1),
-                    Variant("fp32 NCHW, 4-frame chunks", torch.float32, False, 4)]
+        variants = [
+            Variant("fp32 NHWC, 1 frame a call", torch.float32, True, 1),
+            Variant("fp32 NCHW, 4-frame chunks", torch.float32, False, 4),
+        ]
     else:
-        variants = [Variant("fp16 NHWC, 4-frame chunks", torch.float16, True, 4),
-                    Variant("fp16 NCHW, 4-frame chunks", torch.float16, False, 4),
-                    Variant("fp16 NHWC, 1 frame a call", torch.float16, True, 1),
-                    Variant("fp16 NHWC, 4-frame chunks, CUDA graph", torch.float16, True, 4, graph=True),
-                    Variant("fp16 NHWC, 1 frame a call, CUDA graph", torch.float16, True, 1, graph=True),
-                    Variant("fp32 NHWC, 4-frame chunks", torch.float32, True, 4)]
+        variants = [
+            Variant("fp16 NHWC, 4-frame chunks", torch.float16, True, 4),
+            Variant("fp16 NCHW, 4-frame chunks", torch.float16, False, 4),
+            Variant("fp16 NHWC, 1 frame a call", torch.float16, True, 1),
+            Variant("fp16 NHWC, 4-frame chunks, CUDA graph", torch.float16, True, 4, graph=True),
+            Variant("fp16 NHWC, 1 frame a call, CUDA graph", torch.float16, True, 1, graph=True),
+            Variant("fp32 NHWC, 4-frame chunks", torch.float32, True, 4),
+        ]
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     rows = []
@@ -158,8 +162,15 @@ def model_only(device: torch.device, sizes: dict, frames: int, rounds: int, smok
                 if device.type == "cuda":
                     peaks[name] = max(peaks.get(name, 0.0), torch.cuda.max_memory_allocated(device) / 2**20)
         for name, ts in times.items():
-            rows.append({"size": label, "variant": name, "fps": frames / statistics.median(ts),
-                         "peak_mb": peaks.get(name), "note": ""})
+            rows.append(
+                {
+                    "size": label,
+                    "variant": name,
+                    "fps": frames / statistics.median(ts),
+                    "peak_mb": peaks.get(name),
+                    "note": "",
+                }
+            )
         del runs, models
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -169,20 +180,22 @@ def model_only(device: torch.device, sizes: dict, frames: int, rounds: int, smok
 def _make_run(model: torch.nn.Module, clip: torch.Tensor, v: Variant, ratio: float) -> Callable[[], None]:
     frames = clip.shape[0]
     if v.graph:
-        step = GraphedStep(model, clip[None, :v.chunk] if v.chunk > 1 else clip[:1], ratio)
+        step = GraphedStep(model, clip[None, : v.chunk] if v.chunk > 1 else clip[:1], ratio)
 
         def run_graph() -> None:
             step.reset()
             for i in range(0, frames - frames % v.chunk, v.chunk):
-                step(clip[None, i:i + v.chunk] if v.chunk > 1 else clip[i:i + 1])
+                step(clip[None, i : i + v.chunk] if v.chunk > 1 else clip[i : i + 1])
+
         return run_graph
 
     def run_eager() -> None:
         state = [None] * 4
         with torch.inference_mode():
             for i in range(0, frames - frames % v.chunk, v.chunk):
-                src = clip[None, i:i + v.chunk] if v.chunk > 1 else clip[i:i + 1]
+                src = clip[None, i : i + v.chunk] if v.chunk > 1 else clip[i : i + 1]
                 _, _, *state = model(src, *state, downsample_ratio=ratio)
+
     return run_eager
 
 
@@ -228,21 +241,31 @@ def pipeline_rows(device: torch.device, height: int, width: int, ratio: float, c
             sync(matter.device)
             start = time.perf_counter()
             for i in range(0, len(rgb), chunk):
-                part = rgb[i:i + chunk]
+                part = rgb[i : i + chunk]
                 pictures.extend(render(matter(part), output_type, part, background))
             made[output_type] = time.perf_counter() - start, pictures
             return made[output_type]
 
         for form, name in FORMS.items():
             output_type = "composite" if form == "mp4" else "rgba"
-            background = make_background("green", width, height, matter.device, matter.dtype) \
-                if output_type == "composite" else None
+            background = (
+                make_background("green", width, height, matter.device, matter.dtype)
+                if output_type == "composite"
+                else None
+            )
             model_s, pictures = model_stage(output_type, background)
             rows.append({"job": f"model alone -> {output_type} pictures on the host", "form": form, "seconds": model_s})
             start = time.perf_counter()
-            with open_writer(work / f"enc_{name}", width=width, height=height, frame_rate=info.frame_rate,
-                             time_base=info.time_base, alpha=output_type == "rgba", audio_from=clip,
-                             overwrite=True) as writer:
+            with open_writer(
+                work / f"enc_{name}",
+                width=width,
+                height=height,
+                frame_rate=info.frame_rate,
+                time_base=info.time_base,
+                alpha=output_type == "rgba",
+                audio_from=clip,
+                overwrite=True,
+            ) as writer:
                 for picture, (_, pts) in zip(pictures, decoded):
                     writer.write(picture, pts)
             encode_s = time.perf_counter() - start
@@ -251,8 +274,9 @@ def pipeline_rows(device: torch.device, height: int, width: int, ratio: float, c
             matte_video(clip, work / name, engine=matter, options=VideoOptions(overwrite=True))
             e2e_s = time.perf_counter() - start
             slowest = max(decode_s, model_s, encode_s)
-            rows.append({"job": f"vidmatte end to end -> {form}", "form": form, "seconds": e2e_s,
-                         "ratio": e2e_s / slowest})
+            rows.append(
+                {"job": f"vidmatte end to end -> {form}", "form": form, "seconds": e2e_s, "ratio": e2e_s / slowest}
+            )
         for row in rows:
             row["fps"] = clip_frames / row["seconds"]
         return rows
@@ -264,6 +288,7 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     from temporal import cpu_name
+
     return cpu_name()
 
 
@@ -294,8 +319,9 @@ def main() -> None:
     lines = [
         f"# GPU speed: {name}" + (" (smoke run on CPU: not a result)" if args.smoke else ""),
         "",
-        f"torch {torch.__version__}" + (f", CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}"
-                                         if device.type == "cuda" else "") + ". "
+        f"torch {torch.__version__}"
+        + (f", CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}" if device.type == "cuda" else "")
+        + ". "
         f"Command: `python benchmarks/gpu_speed.py --frames {args.frames} --clip-frames {args.clip_frames} "
         f"--rounds {args.rounds}{' --no-pipeline' if args.no_pipeline else ''}{' --smoke' if args.smoke else ''}`.",
         "",

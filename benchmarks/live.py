@@ -44,7 +44,7 @@ def make_camera_clip(path: Path, width: int, height: int, seconds: float, rate: 
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i in range(frames):
             x, y = i * (side - width) // frames, (i // 2) * (side - height) // frames
-            crop = np.ascontiguousarray(big[y: y + height, x: x + width])
+            crop = np.ascontiguousarray(big[y : y + height, x : x + width])
             out.mux(stream.encode(av.VideoFrame.from_ndarray(crop, format="rgb24")))
         out.mux(stream.encode(None))
     return path
@@ -70,18 +70,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for width, height in sizes:
             clip = make_camera_clip(Path(tmp) / f"camera_{width}x{height}.mp4", width, height, args.seconds)
-            for record in ([False] if args.no_record else [False, True]):
+            for record in [False] if args.no_record else [False, True]:
                 # warm up at this size (first calls allocate), then measure a fresh live run
                 run_live(CameraSource(clip, realtime=False), engine=matter, window=False, max_frames=3)
                 output = Path(tmp) / "rec.webm" if record else None
-                stats = run_live(CameraSource(clip), engine=matter, window=False, background="checker",
-                                 output=output, overwrite=True)
+                stats = run_live(
+                    CameraSource(clip), engine=matter, window=False, background="checker", output=output, overwrite=True
+                )
                 row = (f"{width}x{height}" + (" + webm" if record else ""), stats)
                 rows.append(row)
                 print(f"{row[0]}: ratio {stats.ratio:.3g}, {stats.summary()}", flush=True)
 
-    command = "python benchmarks/live.py" + "".join(
-        f" {a}" for a in sys.argv[1:] if not a.startswith("--out"))
+    command = "python benchmarks/live.py" + "".join(f" {a}" for a in sys.argv[1:] if not a.startswith("--out"))
     lines = [
         "# Live preview: achieved fps and capture-to-display latency, CPU",
         "",
@@ -95,7 +95,7 @@ def main() -> None:
         f"Camera: a generated {args.seconds:g} s clip (pan over samples/astronaut.jpg) played by `CameraSource` "
         "in real time at 30 fps, so frames arrive like a webcam's and the loop drops the ones it has no "
         "time for. Headless (`window=False`), but every frame's view is rendered (composite over the "
-        "checkerboard), so the render cost is included; \"+ webm\" rows also record VP9+alpha on the "
+        'checkerboard), so the render cost is included; "+ webm" rows also record VP9+alpha on the '
         "encoder thread. Network ratio: `live_downsample_ratio` (network input 320 px on the long side on "
         "a CPU). Latency = capture time (when the frame became available) to the rendered view being "
         "handed to the display/recorder; a real camera adds its own exposure and USB delay before that.",
@@ -107,8 +107,10 @@ def main() -> None:
     for name, stats in rows:
         w, h = stats.width, stats.height
         net = f"{round(w * stats.ratio)}x{round(h * stats.ratio)}"
-        lines.append(f"| {name} | {stats.ratio:.3g} ({net}) | {stats.fps:.1f} | {stats.latency_mean_ms:.0f} "
-                     f"| {stats.latency_p95_ms:.0f} | {stats.dropped_percent:.0f}% |")
+        lines.append(
+            f"| {name} | {stats.ratio:.3g} ({net}) | {stats.fps:.1f} | {stats.latency_mean_ms:.0f} "
+            f"| {stats.latency_p95_ms:.0f} | {stats.dropped_percent:.0f}% |"
+        )
     lines.append("")
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")

@@ -27,8 +27,12 @@ from temporal import cpu_name  # noqa: E402
 
 def peak(clip: Path, out: Path, *extra: str) -> tuple[float, float]:
     t0 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "vidmatte", str(clip), "-o", str(out),
-                           "-y", "-q", *extra], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "vidmatte", str(clip), "-o", str(out), "-y", "-q", *extra],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     return int(proc.stderr.strip().splitlines()[-1]) / 1024, time.perf_counter() - t0
@@ -55,21 +59,23 @@ def main() -> None:
         rows.append((f"1920x1080, {args.hd_frames} frames -> {form.split('.')[1]}", mb, wall))
         print(rows[-1], flush=True)
     growth = rows[1][1] / rows[0][1] - 1
-    text = "\n".join([
-        "# Peak memory (CPU)",
-        "",
-        f"Machine: {cpu_name()} ({platform.machine()}), Python {platform.python_version()}. Command: "
-        f"`python benchmarks/memory.py --short {args.short} --long {args.long} --hd-frames {args.hd_frames}`. "
-        "Peak = max RSS of the whole `vidmatte` process (GNU time), auto downsample ratio.",
-        "",
-        "| run | peak RSS (MB) | wall (s) |",
-        "| --- | ---: | ---: |",
-        *[f"| {label} | {mb:.0f} | {wall:.0f} |" for label, mb, wall in rows],
-        "",
-        f"Growth from the {args.short} s clip to the {args.long} s clip: {growth * 100:+.1f}% (target within 10%). "
-        f"1080p target: at most 1.5 GB.",
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# Peak memory (CPU)",
+            "",
+            f"Machine: {cpu_name()} ({platform.machine()}), Python {platform.python_version()}. Command: "
+            f"`python benchmarks/memory.py --short {args.short} --long {args.long} --hd-frames {args.hd_frames}`. "
+            "Peak = max RSS of the whole `vidmatte` process (GNU time), auto downsample ratio.",
+            "",
+            "| run | peak RSS (MB) | wall (s) |",
+            "| --- | ---: | ---: |",
+            *[f"| {label} | {mb:.0f} | {wall:.0f} |" for label, mb, wall in rows],
+            "",
+            f"Growth from the {args.short} s clip to the {args.long} s clip: {growth * 100:+.1f}% (target within 10%). "
+            f"1080p target: at most 1.5 GB.",
+            "",
+        ]
+    )
     (REPO / "benchmarks" / "memory.md").write_text(text)
     print(text)
     shutil.rmtree(work, ignore_errors=True)

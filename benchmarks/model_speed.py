@@ -48,18 +48,23 @@ def main() -> None:
     def run_ort() -> None:
         rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
         for src in clip:
-            _, _, *rec = sess.run(None, {"src": src, "r1i": rec[0], "r2i": rec[1], "r3i": rec[2], "r4i": rec[3],
-                                         "downsample_ratio": ratio})
+            _, _, *rec = sess.run(
+                None,
+                {"src": src, "r1i": rec[0], "r2i": rec[1], "r3i": rec[2], "r4i": rec[3], "downsample_ratio": ratio},
+            )
 
     def run_torch(chunk: int) -> None:
         state = [None] * 4
         with torch.inference_mode():
             for i in range(0, args.frames, chunk):
-                src = torch.from_numpy(clip[i:i + chunk, 0])[None]
+                src = torch.from_numpy(clip[i : i + chunk, 0])[None]
                 _, _, *state = model(src, *state, downsample_ratio=args.ratio)
 
-    variants = {"onnxruntime (reference graph)": run_ort, "vidmatte, 1 frame per call": lambda: run_torch(1),
-                "vidmatte, 4-frame chunks": lambda: run_torch(4)}
+    variants = {
+        "onnxruntime (reference graph)": run_ort,
+        "vidmatte, 1 frame per call": lambda: run_torch(1),
+        "vidmatte, 4-frame chunks": lambda: run_torch(4),
+    }
     times: dict[str, list[float]] = {k: [] for k in variants}
     for fn in variants.values():
         fn()  # warm-up
@@ -73,16 +78,20 @@ def main() -> None:
     for name, ts in times.items():
         ms = statistics.median(ts)
         rows.append(f"| {name} | {ms:.1f} | {base / ms:.2f}x |")
-    text = "\n".join([
-        f"# Model-only speed, {h}x{w} at downsample ratio {args.ratio} (CPU, fp32)",
-        "",
-        f"Machine: {cpu_name()}, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}, onnxruntime {ort.__version__}.",
-        f"Command: `python benchmarks/model_speed.py --size {args.size} --ratio {args.ratio} "
-        f"--rounds {args.rounds} --frames {args.frames}`",
-        f"{args.frames} frames with state carried, {args.rounds} interleaved rounds, median.",
-        "",
-        *rows, ""])
+    text = "\n".join(
+        [
+            f"# Model-only speed, {h}x{w} at downsample ratio {args.ratio} (CPU, fp32)",
+            "",
+            f"Machine: {cpu_name()}, {torch.get_num_threads()} torch threads, "
+            f"torch {torch.__version__}, onnxruntime {ort.__version__}.",
+            f"Command: `python benchmarks/model_speed.py --size {args.size} --ratio {args.ratio} "
+            f"--rounds {args.rounds} --frames {args.frames}`",
+            f"{args.frames} frames with state carried, {args.rounds} interleaved rounds, median.",
+            "",
+            *rows,
+            "",
+        ]
+    )
     (REPO / "benchmarks" / "model_speed.md").write_text(text)
     print(text)
 

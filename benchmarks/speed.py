@@ -43,14 +43,14 @@ def make_clip(path: Path, frames: int, width: int = 1280, height: int = 720) -> 
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         audio = out.add_stream("aac", rate=48000, layout="stereo")
         for i in range(frames):
-            crop = np.ascontiguousarray(big[i: i + height, 2 * i: 2 * i + width])
+            crop = np.ascontiguousarray(big[i : i + height, 2 * i : 2 * i + width])
             out.mux(video.encode(av.VideoFrame.from_ndarray(crop, format="rgb24")))
         out.mux(video.encode(None))
         n = int(48000 * frames / 30)
         t = np.arange(n) / 48000
         tone = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
         for s in range(0, n, 1024):
-            chunk = np.ascontiguousarray(np.stack([tone[s:s + 1024]] * 2))
+            chunk = np.ascontiguousarray(np.stack([tone[s : s + 1024]] * 2))
             frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
             frame.sample_rate, frame.pts = 48000, s
             out.mux(audio.encode(frame))
@@ -58,6 +58,7 @@ def make_clip(path: Path, frames: int, width: int = 1280, height: int = 720) -> 
 
 
 # ---- jobs, each run in a child process: python speed.py --job NAME ARGS -> prints JSON ----
+
 
 def job_model(clip: str, ratio: float) -> dict:
     """The network alone on pre-decoded frames (chunks of 4, state carried)."""
@@ -75,7 +76,7 @@ def job_model(clip: str, ratio: float) -> dict:
     matter.reset()
     t0 = time.perf_counter()
     for i in range(0, len(frames), chunk):
-        matter(frames[i:i + chunk]).alpha_uint8()
+        matter(frames[i : i + chunk]).alpha_uint8()
     return {"frames": len(frames), "seconds": time.perf_counter() - t0}
 
 
@@ -90,9 +91,19 @@ def job_codec(clip: str, out: str) -> dict:
     with VideoReader(clip) as reader:
         info = reader.info
         alpha = not out.endswith(".mp4")
-        with open_writer(out, width=info.width, height=info.height, frame_rate=info.frame_rate,
-                         time_base=info.time_base, alpha=alpha, audio_from=clip, overwrite=True) as writer, \
-                BackgroundConsumer(lambda item: writer.write(*item)) as sink:
+        with (
+            open_writer(
+                out,
+                width=info.width,
+                height=info.height,
+                frame_rate=info.frame_rate,
+                time_base=info.time_base,
+                alpha=alpha,
+                audio_from=clip,
+                overwrite=True,
+            ) as writer,
+            BackgroundConsumer(lambda item: writer.write(*item)) as sink,
+        ):
             n = 0
             opaque = None
             for frame in background_iter(reader):
@@ -147,8 +158,11 @@ def main() -> None:
     args = p.parse_args()
     if args.job:
         name, *rest = args.job
-        fn = {"model": lambda: job_model(rest[0], float(rest[1])), "codec": lambda: job_codec(*rest),
-              "vidmatte": lambda: job_vidmatte(rest[0], rest[1], float(rest[2]))}[name]
+        fn = {
+            "model": lambda: job_model(rest[0], float(rest[1])),
+            "codec": lambda: job_codec(*rest),
+            "vidmatte": lambda: job_vidmatte(rest[0], rest[1], float(rest[2])),
+        }[name]
         Path("job.json").write_text(json.dumps(fn()))  # cwd is the work folder
         return
     if shutil.which("time") is None and not Path("/usr/bin/time").exists():
@@ -172,24 +186,43 @@ def main() -> None:
         return fps
 
     me = [sys.executable, __file__, "--job"]
-    model_fps = measure("model only (network on decoded frames)",
-                        me + ["model", str(clip), str(args.ratio)], args.frames)
+    model_fps = measure(
+        "model only (network on decoded frames)", me + ["model", str(clip), str(args.ratio)], args.frames
+    )
     codec_fps, e2e_fps = {}, {}
     for form in forms:
         out = f"{work}/{FORMS[form]}"  # keep a folder's trailing /
-        codec_fps[form] = measure(f"codec floor: decode + encode {form}, no model", me + ["codec", str(clip), out],
-                                  args.frames)
-        e2e_fps[form] = measure(f"vidmatte end to end -> {form}", me + ["vidmatte", str(clip), out, str(args.ratio)],
-                                args.frames)
-    cli_fps = measure("vidmatte CLI -> green composite mp4 with audio",
-                      [sys.executable, "-m", "vidmatte", str(clip), "-o", str(work / "cli.mp4"), "-y", "-q",
-                       "--downsample-ratio", str(args.ratio)], args.frames)
+        codec_fps[form] = measure(
+            f"codec floor: decode + encode {form}, no model", me + ["codec", str(clip), out], args.frames
+        )
+        e2e_fps[form] = measure(
+            f"vidmatte end to end -> {form}", me + ["vidmatte", str(clip), out, str(args.ratio)], args.frames
+        )
+    cli_fps = measure(
+        "vidmatte CLI -> green composite mp4 with audio",
+        [
+            sys.executable,
+            "-m",
+            "vidmatte",
+            str(clip),
+            "-o",
+            str(work / "cli.mp4"),
+            "-y",
+            "-q",
+            "--downsample-ratio",
+            str(args.ratio),
+        ],
+        args.frames,
+    )
     peer_fps = None
     if not args.no_peer:
         python = peer_python()
         peer = str(Path(python).parent / "video-matting")
-        peer_fps = measure("peer: video-matting 1.0.4 -> green composite mp4 with audio",
-                           [peer, str(clip), str(work / "peer.mp4"), "--downsample", str(args.ratio)], args.frames)
+        peer_fps = measure(
+            "peer: video-matting 1.0.4 -> green composite mp4 with audio",
+            [peer, str(clip), str(work / "peer.mp4"), "--downsample", str(args.ratio)],
+            args.frames,
+        )
 
     lines = [
         f"# Speed: {args.frames}-frame 1280x720 clip, downsample ratio {args.ratio}, CPU",
@@ -211,13 +244,14 @@ def main() -> None:
         lines.append(f"| vidmatte CLI vs peer, same job (target >= 2.5x) | {cli_fps / peer_fps:.2f}x |")
     for form in forms:
         ideal = 1 / (1 / model_fps + 1 / codec_fps[form])  # serial model + codec time
-        lines.append(f"| {form}: end-to-end time / (model time + codec time) (target <= 1.2) | "
-                     f"{ideal / e2e_fps[form]:.2f} |")
+        lines.append(
+            f"| {form}: end-to-end time / (model time + codec time) (target <= 1.2) | {ideal / e2e_fps[form]:.2f} |"
+        )
     lines.append("")
     table = REPO / "benchmarks" / "speed.md"
     # the hand-written notes below the tables (what was tried, why) survive a rerun
     old = table.read_text() if table.exists() else ""
-    notes = old[old.index("\n## Notes"):].lstrip("\n") if "\n## Notes" in old else ""
+    notes = old[old.index("\n## Notes") :].lstrip("\n") if "\n## Notes" in old else ""
     table.write_text("\n".join(lines) + ("\n" + notes if notes else ""))
     print("\n".join(lines))
     shutil.rmtree(work, ignore_errors=True)

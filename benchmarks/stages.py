@@ -83,8 +83,15 @@ def main() -> None:
                 render(matter.refine(c), "composite", f[None], background)
 
         def write_h264() -> None:
-            with open_writer(Path(tmp) / "out.mp4", width=1280, height=720, frame_rate=Fraction(30),
-                             time_base=Fraction(1, 30), alpha=False, overwrite=True) as writer:
+            with open_writer(
+                Path(tmp) / "out.mp4",
+                width=1280,
+                height=720,
+                frame_rate=Fraction(30),
+                time_base=Fraction(1, 30),
+                alpha=False,
+                overwrite=True,
+            ) as writer:
                 for i, picture in enumerate(pictures):
                     writer.write(picture, i)
 

@@ -64,12 +64,13 @@ DEFAULT_EVAL = REPO.parent / "shared" / "eval"
 
 # --- metrics ----------------------------------------------------------------------------------
 
+
 def _gradient_kernel(sigma: float = 1.4) -> np.ndarray:
     r = int(np.ceil(3 * sigma))
     x = np.arange(-r, r + 1, dtype=np.float64)
-    g = np.exp(-x ** 2 / (2 * sigma ** 2))
-    kx = np.outer(g, -x / sigma ** 2 * g)  # derivative along x, Gaussian along y
-    return (kx / np.sqrt((kx ** 2).sum())).astype(np.float32)
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    kx = np.outer(g, -x / sigma**2 * g)  # derivative along x, Gaussian along y
+    return (kx / np.sqrt((kx**2).sum())).astype(np.float32)
 
 
 _KX = _gradient_kernel()
@@ -101,6 +102,7 @@ def scores(alpha: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, f
 
 # --- variants ---------------------------------------------------------------------------------
 
+
 @dataclass
 class Outcome:
     alpha: np.ndarray
@@ -113,49 +115,70 @@ Variant = Callable[[Matter, np.ndarray], Outcome]
 
 def video_path(ratio: float | str, passes: int, tol: float = DEFAULT_TOL) -> Variant:
     """The video engine as is (bilinear downsampling at `ratio`), one pass or repeated."""
+
     def run(matter: Matter, rgb: np.ndarray) -> Outcome:
         engine = Matter(device=matter.device, model=matter.model, downsample_ratio=ratio)
         if passes == 1:
             return Outcome(engine.step(rgb)[0].alpha[0, 0].float().numpy(), 1)
         return Outcome(converge(engine, rgb, passes, tol).alpha[0, 0].float().numpy(), -1)
+
     return run
 
 
-def still(passes: int = DEFAULT_MAX_PASSES, tol: float = DEFAULT_TOL, pixels: int = STILL_PIXELS,
-          flip: bool = False, refine: bool = False) -> Variant:
+def still(
+    passes: int = DEFAULT_MAX_PASSES,
+    tol: float = DEFAULT_TOL,
+    pixels: int = STILL_PIXELS,
+    flip: bool = False,
+    refine: bool = False,
+) -> Variant:
     def run(matter: Matter, rgb: np.ndarray) -> Outcome:
         scale = still_scale(*rgb.shape[:2], pixels=pixels)
         result = matte_still(matter, rgb, max_passes=passes, tol=tol, scale=scale, flip=flip)
         if refine:  # what matte_image does by default (benchmarks/edges.md has its settings)
-            refine_edges(torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(result.alpha)[None],
-                         torch.from_numpy(result.foreground).permute(2, 0, 1), inplace=True)
+            refine_edges(
+                torch.from_numpy(rgb).permute(2, 0, 1),
+                torch.from_numpy(result.alpha)[None],
+                torch.from_numpy(result.foreground).permute(2, 0, 1),
+                inplace=True,
+            )
         return Outcome(result.alpha, result.passes)
+
     return run
 
 
 def still_bilinear(passes: int = DEFAULT_MAX_PASSES, tol: float = DEFAULT_TOL) -> Variant:
     """Still mode with the video path's bilinear (aliasing) downsampling instead of area averaging."""
+
     @torch.inference_mode()
     def run(matter: Matter, rgb: np.ndarray) -> Outcome:
         scale = still_scale(*rgb.shape[:2])
         src = matter.to_tensor(rgb)
-        small = src if scale >= 1 else F.interpolate(src, scale_factor=scale, mode="bilinear", align_corners=False,
-                                                     recompute_scale_factor=False)
+        small = (
+            src
+            if scale >= 1
+            else F.interpolate(
+                src, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False
+            )
+        )
         coarse, n, _ = converge_coarse(matter, small, passes, tol)
         ab = matter.guided_coefficients(coarse)
         return Outcome(refine_in_strips(ab, rgb)[0], n)
+
     return run
 
 
 def shipped(refine: bool = True) -> Variant:
     """What `vidmatte photo.jpg` does now: still mode at the picture's real resolution, then
     `refine_still` (as `matte_image`)."""
+
     def run(matter: Matter, rgb: np.ndarray) -> Outcome:
         result = matte_still(matter, rgb)
         start = time.perf_counter()
         if refine:
             refine_still(rgb, result.alpha, result.foreground, network_scale=result.scale, detail=result.detail)
         return Outcome(result.alpha, result.passes, time.perf_counter() - start)
+
     return run
 
 
@@ -164,8 +187,11 @@ def base_default(matter: Matter, rgb: np.ndarray) -> Outcome:
     size without the enlargement measure, then `refine_edges_in_strips` with its defaults."""
     result = matte_still(matter, rgb, detail=1)
     start = time.perf_counter()
-    refine_edges_in_strips(torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(result.alpha)[None],
-                           torch.from_numpy(result.foreground).permute(2, 0, 1))
+    refine_edges_in_strips(
+        torch.from_numpy(rgb).permute(2, 0, 1),
+        torch.from_numpy(result.alpha)[None],
+        torch.from_numpy(result.foreground).permute(2, 0, 1),
+    )
     return Outcome(result.alpha, result.passes, time.perf_counter() - start)
 
 
@@ -243,13 +269,13 @@ def _cover(bg: np.ndarray, height: int, width: int) -> np.ndarray:
         bg = cv2.resize(bg, (max(width, round(bw * s)), max(height, round(bh * s))), interpolation=cv2.INTER_CUBIC)
     bh, bw = bg.shape[:2]
     y, x = (bh - height) // 2, (bw - width) // 2
-    return bg[y:y + height, x:x + width]
+    return bg[y : y + height, x : x + width]
 
 
 def _patch(bg: np.ndarray, height: int, width: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y, x = rng.integers(0, bg.shape[0] - height + 1), rng.integers(0, bg.shape[1] - width + 1)
-    return bg[y:y + height, x:x + width]
+    return bg[y : y + height, x : x + width]
 
 
 def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -282,10 +308,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--eval", type=Path, default=DEFAULT_EVAL)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "stills.md")
-    parser.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma-separated subset of: " + ", ".join(variants()))
+    parser.add_argument(
+        "--variants", default=DEFAULT_VARIANTS, help="comma-separated subset of: " + ", ".join(variants())
+    )
     parser.add_argument("--no-objects", action="store_true", help="people/ only")
-    parser.add_argument("--upscale", type=int, default=0, metavar="SIDE",
-                        help="also enlarge crops (--upscale-crops) to SIDE x SIDE and score today vs shipped there")
+    parser.add_argument(
+        "--upscale",
+        type=int,
+        default=0,
+        metavar="SIDE",
+        help="also enlarge crops (--upscale-crops) to SIDE x SIDE and score today vs shipped there",
+    )
     parser.add_argument("--upscale-crops", default="0013,0011")
     parser.add_argument("--job", help=argparse.SUPPRESS)  # internal: one upscale run in a child process
     args = parser.parse_args()
@@ -293,8 +326,10 @@ def main() -> None:
         print(json.dumps(upscale_job(args.eval, *args.job.split(":"))))
         return
     if not (args.eval / "people").is_dir() or not (args.eval / "backgrounds").is_dir():
-        print(f"skipped: evaluation data not found at {args.eval} (people/ with *_alpha.png, backgrounds/); "
-              f"nothing measured, {args.out} left as it is")
+        print(
+            f"skipped: evaluation data not found at {args.eval} (people/ with *_alpha.png, backgrounds/); "
+            f"nothing measured, {args.out} left as it is"
+        )
         return
     torch.set_num_threads(1)  # steady timings on a shared machine
     chosen = variants()
@@ -317,14 +352,19 @@ def main() -> None:
             seconds[key] += time.perf_counter() - start
             refine_seconds[key] += outcome.refine_seconds
             rows[key][(case.name, case.background)] = (*scores(outcome.alpha, truth), outcome.passes)
-        print(case.name, case.background, " ".join(f"{k}={rows[k][(case.name, case.background)][0]:.2f}" for k in chosen),
-              flush=True)
+        print(
+            case.name,
+            case.background,
+            " ".join(f"{k}={rows[k][(case.name, case.background)][0]:.2f}" for k in chosen),
+            flush=True,
+        )
     upscaled = upscale_rows(args) if args.upscale else []
     args.out.write_text(report(args, chosen, rows, seconds, refine_seconds, megapixels, items, upscaled))
     print(f"wrote {args.out}")
 
 
 # --- quality at every size --------------------------------------------------------------------
+
 
 def upscale_job(eval_dir: Path, variant: str, crop: str, side: str) -> dict:
     """One enlarged crop through `variant` (today / shipped), in this process: scores, time, peak memory."""
@@ -341,8 +381,12 @@ def upscale_job(eval_dir: Path, variant: str, crop: str, side: str) -> dict:
     del rgb
     if side_px != truth.shape[0]:
         truth = np.clip(cv2.resize(truth, (side_px, side_px), interpolation=cv2.INTER_CUBIC), 0, 1)
-    return {"scores": scores(outcome.alpha, truth), "seconds": elapsed, "refine_seconds": outcome.refine_seconds,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "scores": scores(outcome.alpha, truth),
+        "seconds": elapsed,
+        "refine_seconds": outcome.refine_seconds,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def upscale_rows(args: argparse.Namespace) -> list[tuple[str, str, int, dict]]:
@@ -350,8 +394,12 @@ def upscale_rows(args: argparse.Namespace) -> list[tuple[str, str, int, dict]]:
     for crop in args.upscale_crops.split(","):
         for side in (320, args.upscale):
             for variant in ("today", "shipped"):
-                job = subprocess.run([sys.executable, __file__, "--eval", str(args.eval), "--job", f"{variant}:{crop}:{side}"],
-                                     capture_output=True, text=True, check=True)
+                job = subprocess.run(
+                    [sys.executable, __file__, "--eval", str(args.eval), "--job", f"{variant}:{crop}:{side}"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 result = json.loads(job.stdout.strip().splitlines()[-1])
                 out.append((crop, variant, side, result))
                 print("upscale", crop, side, variant, result, flush=True)
@@ -360,16 +408,26 @@ def upscale_rows(args: argparse.Namespace) -> list[tuple[str, str, int, dict]]:
 
 # --- report -----------------------------------------------------------------------------------
 
-def report(args: argparse.Namespace, chosen: dict, rows: dict, seconds: dict, refine_seconds: dict, megapixels: float,
-           items: list[Case], upscaled: list) -> str:
+
+def report(
+    args: argparse.Namespace,
+    chosen: dict,
+    rows: dict,
+    seconds: dict,
+    refine_seconds: dict,
+    megapixels: float,
+    items: list[Case],
+    upscaled: list,
+) -> str:
     command = "python benchmarks/stills.py"
     if args.variants != DEFAULT_VARIANTS:
         command += f" --variants {args.variants}"
     if args.no_objects:
         command += " --no-objects"
     if args.upscale:
-        command += f" --upscale {args.upscale}" + (f" --upscale-crops {args.upscale_crops}"
-                                                   if args.upscale_crops != "0013,0011" else "")
+        command += f" --upscale {args.upscale}" + (
+            f" --upscale-crops {args.upscale_crops}" if args.upscale_crops != "0013,0011" else ""
+        )
     if args.eval.resolve() != DEFAULT_EVAL.resolve():
         command += f" --eval {shlex.quote(str(args.eval))}"
     lines = [
@@ -387,66 +445,99 @@ def report(args: argparse.Namespace, chosen: dict, rows: dict, seconds: dict, re
         "",
     ]
     keys = list(chosen)
-    titles = {"portrait": "people/0002, whole portrait (1280x1940)", "crops": "people crops (20 x 320x320 hair/edge crops)",
-              "objects": "objects (8 non-human foregrounds, ~2 MP)"}
+    titles = {
+        "portrait": "people/0002, whole portrait (1280x1940)",
+        "crops": "people crops (20 x 320x320 hair/edge crops)",
+        "objects": "objects (8 non-human foregrounds, ~2 MP)",
+    }
     for group in ("portrait", "crops", "objects"):
         members = [c for c in items if c.group == group]
         if not members:
             continue
-        lines += [f"## {titles[group]}", "", "| background | variant | MAD | MSE | Grad | band |",
-                  "| --- | --- | ---: | ---: | ---: | ---: |"]
+        lines += [
+            f"## {titles[group]}",
+            "",
+            "| background | variant | MAD | MSE | Grad | band |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+        ]
         for bg in BACKGROUNDS:
             names = [(c.name, c.background) for c in members if c.background == bg]
             if not names:
                 continue
             for key in keys:
                 v = np.array([rows[key][n][:4] for n in names])
-                lines.append(f"| {bg} | {chosen[key][0]} | {v[:, 0].mean():.2f} | {v[:, 1].mean():.2f} "
-                             f"| {v[:, 2].mean():.2f} | {v[:, 3].mean():.1f} |")
+                lines.append(
+                    f"| {bg} | {chosen[key][0]} | {v[:, 0].mean():.2f} | {v[:, 1].mean():.2f} "
+                    f"| {v[:, 2].mean():.2f} | {v[:, 3].mean():.1f} |"
+                )
         lines.append("")
         if "today" in rows and "shipped" in rows and group != "portrait":
             names = [(c.name, c.background) for c in members]
             ratio = np.array([rows["shipped"][n][0] / max(rows["today"][n][0], 1e-9) for n in names])
             worst = names[int(ratio.argmax())]
-            lines += [f"Per case, shipped vs today's MAD: {(ratio < 0.995).sum()} better, {(ratio > 1.005).sum()} worse, "
-                      f"{(ratio > 1.05).sum()} worse by more than 5% (largest ratio {ratio.max():.3f}, "
-                      f"{worst[0]} over {worst[1]}).", ""]
+            lines += [
+                f"Per case, shipped vs today's MAD: {(ratio < 0.995).sum()} better, {(ratio > 1.005).sum()} worse, "
+                f"{(ratio > 1.05).sum()} worse by more than 5% (largest ratio {ratio.max():.3f}, "
+                f"{worst[0]} over {worst[1]}).",
+                "",
+            ]
     if "today" in rows and "shipped" in rows:
-        lines += ["## Whole portrait: shipped vs today, per background", "",
-                  "| background | MAD today | MAD shipped | change | Grad today | Grad shipped | change |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "## Whole portrait: shipped vs today, per background",
+            "",
+            "| background | MAD today | MAD shipped | change | Grad today | Grad shipped | change |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for bg in BACKGROUNDS:
             n = ("people/0002", bg)
             if n not in rows["today"]:
                 continue
             t, s = rows["today"][n], rows["shipped"][n]
-            lines.append(f"| {bg} | {t[0]:.2f} | {s[0]:.2f} | {100 * (s[0] / t[0] - 1):+.1f}% | {t[2]:.2f} | {s[2]:.2f} "
-                         f"| {100 * (s[2] / t[2] - 1):+.1f}% |")
+            lines.append(
+                f"| {bg} | {t[0]:.2f} | {s[0]:.2f} | {100 * (s[0] / t[0] - 1):+.1f}% | {t[2]:.2f} | {s[2]:.2f} "
+                f"| {100 * (s[2] / t[2] - 1):+.1f}% |"
+            )
         lines.append("")
-    lines += [f"## Cost ({megapixels:.1f} MP in all)", "",
-              "| variant | passes (mean) | seconds per MP, all | of which the edge refinement |", "| --- | ---: | ---: | ---: |"]
+    lines += [
+        f"## Cost ({megapixels:.1f} MP in all)",
+        "",
+        "| variant | passes (mean) | seconds per MP, all | of which the edge refinement |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for key in keys:
         passes = np.array([r[4] for r in rows[key].values()])
         shown = "n/a" if (passes < 0).any() else f"{passes.mean():.1f}"
-        lines.append(f"| {chosen[key][0]} | {shown} | {seconds[key] / megapixels:.2f} | "
-                     f"{refine_seconds[key] / megapixels:.2f} |")
+        lines.append(
+            f"| {chosen[key][0]} | {shown} | {seconds[key] / megapixels:.2f} | {refine_seconds[key] / megapixels:.2f} |"
+        )
     lines.append("")
     if upscaled:
-        lines += ["## Quality at every size: hair crops enlarged (cubic) to a large square", "",
-                  "Each row is its own process (peak = its max RSS, model included); truth enlarged the same way.", "",
-                  "| crop | side | variant | MAD | MSE | Grad | band | seconds | of which refinement | peak MB |",
-                  "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "## Quality at every size: hair crops enlarged (cubic) to a large square",
+            "",
+            "Each row is its own process (peak = its max RSS, model included); truth enlarged the same way.",
+            "",
+            "| crop | side | variant | MAD | MSE | Grad | band | seconds | of which refinement | peak MB |",
+            "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for crop, variant, side, r in upscaled:
             m = r["scores"]
-            lines.append(f"| {crop} | {side} | {variant} | {m[0]:.1f} | {m[1]:.1f} | {m[2]:.1f} | {m[3]:.1f} | "
-                         f"{r['seconds']:.1f} | {r['refine_seconds']:.1f} | {r['peak_mb']:.0f} |")
+            lines.append(
+                f"| {crop} | {side} | {variant} | {m[0]:.1f} | {m[1]:.1f} | {m[2]:.1f} | {m[3]:.1f} | "
+                f"{r['seconds']:.1f} | {r['refine_seconds']:.1f} | {r['peak_mb']:.0f} |"
+            )
         lines.append("")
     lines += READING
     return "\n".join(lines)
 
 
 #: Notes kept under the tables (edited by hand when the code changes; figures refer to the tables above).
-READING: list[str] = ["## Reading", "", "See benchmarks/edges.md for the refinement's settings and the solvers measured.", ""]
+READING: list[str] = [
+    "## Reading",
+    "",
+    "See benchmarks/edges.md for the refinement's settings and the solvers measured.",
+    "",
+]
 
 
 if __name__ == "__main__":

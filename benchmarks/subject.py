@@ -52,6 +52,7 @@ MIN_OTHERS = 0.002
 
 # ---- material ------------------------------------------------------------------------------
 
+
 @dataclass
 class Sprite:
     """A person cut out: straight foreground colour `(h,w,3)` float32 0..1 and alpha `(h,w)`."""
@@ -92,6 +93,7 @@ class Background:
         self.rng = np.random.default_rng(seed)
         if spec.endswith(".mp4"):
             from vidmatte.io import VideoReader
+
             frames = []
             with VideoReader(EVAL / "backgrounds" / spec) as reader:
                 for i, frame in enumerate(reader):
@@ -111,7 +113,7 @@ class Background:
             cw, ch = int(pw * 0.85), int(ph * 0.85)
             x = int((pw - cw) * (0.5 + 0.5 * np.sin(t / 40)))  # a slow pan, back and forth
             y = int((ph - ch) * 0.5)
-            rgb = cv2.resize(self.picture[y:y + ch, x:x + cw], (W, H), interpolation=cv2.INTER_AREA)
+            rgb = cv2.resize(self.picture[y : y + ch, x : x + cw], (W, H), interpolation=cv2.INTER_AREA)
         return rgb.astype(np.float32) / 255
 
 
@@ -168,8 +170,9 @@ def _place(sprite: Sprite, actor: Actor, t: int, cache: dict) -> tuple[np.ndarra
     return out[..., :3], np.clip(out[..., 3], 0, 1)
 
 
-def render(clip: Clip, people: dict[str, Sprite], background: Background, t: int, cache: dict,
-           only: int | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+def render(
+    clip: Clip, people: dict[str, Sprite], background: Background, t: int, cache: dict, only: int | None = None
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Frame t `(H,W,3)` uint8 and each actor's visible alpha (its alpha x (1 - alpha in front)).
     `only`: render that actor alone (the others are left out)."""
     img = background.frame(t)
@@ -198,6 +201,7 @@ def render(clip: Clip, people: dict[str, Sprite], background: Background, t: int
 
 def make_clips(people: dict[str, Sprite], frames: int) -> list[Clip]:
     """The synthetic clips (see the module docstring); paths are given for 120 frames and scaled."""
+
     def width(name: str, height: float) -> float:
         a = people[name].alpha
         return a.shape[1] * height / a.shape[0]
@@ -208,42 +212,97 @@ def make_clips(people: dict[str, Sprite], frames: int) -> list[Clip]:
         return int(round(t * f))
 
     clips = []
-    clips.append(Clip(
-        "cross-2", "two of the same portrait (one mirrored, smaller, farther) walk across each other; "
-        "the far one is hidden completely for a moment", "intel_bottle-detection.mp4",
-        [Actor("portrait", 1, [(0, 230, 620), (k(120), 1050, 620)]),
-         Actor("portrait", 0, [(0, 1050, 500), (k(120), 230, 500)], mirror=True, bob=4)],
-        chosen=[0, 1], frames=frames, seed=1))
-    clips.append(Clip(
-        "cross-3", "three people: the man walks behind the portrait and in front of the woman",
-        "bgm1_background_0001.png",
-        [Actor("man", 1, [(0, 180, 560), (k(120), 1100, 580)], bottom=H - 10),
-         Actor("portrait", 2, [(0, 1120, 640), (k(120), 260, 640)]),
-         Actor("woman", 0, [(0, 900, 470), (k(120), 560, 470)], bob=2)],
-        chosen=[0, 1, 2], frames=frames, seed=2))
+    clips.append(
+        Clip(
+            "cross-2",
+            "two of the same portrait (one mirrored, smaller, farther) walk across each other; "
+            "the far one is hidden completely for a moment",
+            "intel_bottle-detection.mp4",
+            [
+                Actor("portrait", 1, [(0, 230, 620), (k(120), 1050, 620)]),
+                Actor("portrait", 0, [(0, 1050, 500), (k(120), 230, 500)], mirror=True, bob=4),
+            ],
+            chosen=[0, 1],
+            frames=frames,
+            seed=1,
+        )
+    )
+    clips.append(
+        Clip(
+            "cross-3",
+            "three people: the man walks behind the portrait and in front of the woman",
+            "bgm1_background_0001.png",
+            [
+                Actor("man", 1, [(0, 180, 560), (k(120), 1100, 580)], bottom=H - 10),
+                Actor("portrait", 2, [(0, 1120, 640), (k(120), 260, 640)]),
+                Actor("woman", 0, [(0, 900, 470), (k(120), 560, 470)], bob=2),
+            ],
+            chosen=[0, 1, 2],
+            frames=frames,
+            seed=2,
+        )
+    )
     # touching: the two come together until they overlap by ~40 px, stay, and part again
     wa, wb = width("woman", 520), width("portrait", 560)
     meet = 640 - (wa + wb - 80) / 4
-    clips.append(Clip(
-        "touch", "two people come together until they overlap a little, stay, and part again",
-        "bgm2_test_bg.jpg",
-        [Actor("woman", 1, [(0, 260, 520), (k(40), meet, 520), (k(80), meet, 520), (k(120), 260, 520)]),
-         Actor("portrait", 0, [(0, 1020, 560), (k(40), meet + (wa + wb - 80) / 2, 560),
-                               (k(80), meet + (wa + wb - 80) / 2, 560), (k(120), 1020, 560)], mirror=True)],
-        chosen=[0, 1], frames=frames, seed=3))
-    clips.append(Clip(
-        "leave", "the chosen man walks half out of the picture, back, then out entirely; the portrait "
-        "then walks to where he was", "intel_bottle-detection.mp4",
-        [Actor("man", 0, [(0, 640, 560), (k(35), 1230, 560), (k(55), 1000, 560), (k(85), 1600, 560),
-                          (k(120), 1600, 560)], bottom=H - 10),
-         Actor("portrait", 1, [(0, 170, 600), (k(80), 170, 600), (k(120), 900, 600)], mirror=True, bob=3)],
-        chosen=[0], frames=frames, seed=4))
-    clips.append(Clip(
-        "cross-twice", "the portrait walks in front of the woman, turns and crosses her again",
-        "bgm1_0001_back.png",
-        [Actor("woman", 0, [(0, 250, 500), (k(120), 1030, 500)], bob=3),
-         Actor("portrait", 1, [(0, 1030, 640), (k(65), 260, 640), (k(120), 760, 640)])],
-        chosen=[0, 1], frames=frames, seed=5))
+    clips.append(
+        Clip(
+            "touch",
+            "two people come together until they overlap a little, stay, and part again",
+            "bgm2_test_bg.jpg",
+            [
+                Actor("woman", 1, [(0, 260, 520), (k(40), meet, 520), (k(80), meet, 520), (k(120), 260, 520)]),
+                Actor(
+                    "portrait",
+                    0,
+                    [
+                        (0, 1020, 560),
+                        (k(40), meet + (wa + wb - 80) / 2, 560),
+                        (k(80), meet + (wa + wb - 80) / 2, 560),
+                        (k(120), 1020, 560),
+                    ],
+                    mirror=True,
+                ),
+            ],
+            chosen=[0, 1],
+            frames=frames,
+            seed=3,
+        )
+    )
+    clips.append(
+        Clip(
+            "leave",
+            "the chosen man walks half out of the picture, back, then out entirely; the portrait "
+            "then walks to where he was",
+            "intel_bottle-detection.mp4",
+            [
+                Actor(
+                    "man",
+                    0,
+                    [(0, 640, 560), (k(35), 1230, 560), (k(55), 1000, 560), (k(85), 1600, 560), (k(120), 1600, 560)],
+                    bottom=H - 10,
+                ),
+                Actor("portrait", 1, [(0, 170, 600), (k(80), 170, 600), (k(120), 900, 600)], mirror=True, bob=3),
+            ],
+            chosen=[0],
+            frames=frames,
+            seed=4,
+        )
+    )
+    clips.append(
+        Clip(
+            "cross-twice",
+            "the portrait walks in front of the woman, turns and crosses her again",
+            "bgm1_0001_back.png",
+            [
+                Actor("woman", 0, [(0, 250, 500), (k(120), 1030, 500)], bob=3),
+                Actor("portrait", 1, [(0, 1030, 640), (k(65), 260, 640), (k(120), 760, 640)]),
+            ],
+            chosen=[0, 1],
+            frames=frames,
+            seed=5,
+        )
+    )
     return clips
 
 
@@ -321,8 +380,9 @@ def zone_of(full: list[np.ndarray], k: int) -> np.ndarray:
     return dist[k] <= np.min(dist, axis=0)
 
 
-def score(pred: np.ndarray, visible: list[np.ndarray], full: list[np.ndarray], k: int, s: Scores,
-          zone: np.ndarray) -> None:
+def score(
+    pred: np.ndarray, visible: list[np.ndarray], full: list[np.ndarray], k: int, s: Scores, zone: np.ndarray
+) -> None:
     truth = visible[k]
     s.zone.append(float((np.abs(pred - truth) * zone).mean() * 1e3))
     others = np.clip(sum(visible) - truth, 0, 1)
@@ -338,16 +398,20 @@ def score(pred: np.ndarray, visible: list[np.ndarray], full: list[np.ndarray], k
         cover.append(float(np.minimum(pred, v).sum() / area) if area > MIN_OTHERS * v.size else 0.0)
     s.ident.append(int(np.argmax(cover)) if max(cover) >= 0.5 else -1)
     area = float(truth.sum())
-    s.recall.append(float(np.minimum(pred, truth).sum() / area)
-                    if area > MIN_OTHERS * truth.size and area > 0.3 * full[k].sum() else np.nan)
+    s.recall.append(
+        float(np.minimum(pred, truth).sum() / area)
+        if area > MIN_OTHERS * truth.size and area > 0.3 * full[k].sum()
+        else np.nan
+    )
 
 
 def switches(ident: list[int], k: int) -> tuple[int, int]:
     """(identity switches, frames on someone else): a switch is the matte moving from one person
     to another (frames where it is on nobody, e.g. the chosen one hidden or gone, are skipped)."""
     known = [i for i in ident if i != -1]
-    return sum(1 for a, b in zip(known, known[1:]) if a != b) + (known[0] != k if known else 0), \
-        sum(1 for i in ident if i not in (-1, k))
+    return sum(1 for a, b in zip(known, known[1:]) if a != b) + (known[0] != k if known else 0), sum(
+        1 for i in ident if i not in (-1, k)
+    )
 
 
 def overlap_frames(clip: Clip, people: dict[str, Sprite], k: int) -> np.ndarray:
@@ -405,13 +469,22 @@ def run_clip(matter, people: dict[str, Sprite], clip: Clip, cost: list[float]) -
             if t == 0:
                 state = matter.warm_up(rgb, WARMUP)
             coarse, state = matter.step_coarse(rgb, state)
-            (plain, _), = full_alpha(matter.model, coarse, [None])
+            ((plain, _),) = full_alpha(matter.model, coarse, [None])
             alone.mad.append(float(np.abs(plain - visible[k]).mean() * 1e3))
             full = [_place(people[a.person], a, t, cache)[1] for a in clip.actors]
             alone.zone.append(float((np.abs(plain - visible[k]) * zone_of(full, k)).mean() * 1e3))
         apart = ~overlap_frames(clip, people, k)
-        rows.append({"clip": clip, "k": k, "how": how[k], "modes": modes[k], "alone": alone, "apart": apart,
-                     "report": trackers[k].report()})
+        rows.append(
+            {
+                "clip": clip,
+                "k": k,
+                "how": how[k],
+                "modes": modes[k],
+                "alone": alone,
+                "apart": apart,
+                "report": trackers[k].report(),
+            }
+        )
     return rows
 
 
@@ -470,11 +543,19 @@ def run_real(matter, frames: int | None, choice_frame: int, stills: Path | None,
             if stills is not None and t % 10 == 0:
                 snaps[t] = (small, alpha, g)
     presence = _intervals(np.array(mass_all) > PRESENT * alpha.size)
-    result = {"frames": len(mass_all), "size": (width, height), "fps": fps, "picked": picked,
-              "choice_frame": choice_frame, "all": np.array(mass_all), "point": np.array(kept_point),
-              "largest": np.array(kept_largest), "intervals": presence,
-              "report_point": point_tracker.report() if point_tracker else [],
-              "report_largest": largest_tracker.report() if largest_tracker else []}
+    result = {
+        "frames": len(mass_all),
+        "size": (width, height),
+        "fps": fps,
+        "picked": picked,
+        "choice_frame": choice_frame,
+        "all": np.array(mass_all),
+        "point": np.array(kept_point),
+        "largest": np.array(kept_largest),
+        "intervals": presence,
+        "report_point": point_tracker.report() if point_tracker else [],
+        "report_largest": largest_tracker.report() if largest_tracker else [],
+    }
     if stills is not None and snaps:
         result["stills"] = _write_stills(stills, snaps, presence)
     return result
@@ -494,7 +575,7 @@ def _deepest_point(alpha: np.ndarray, width: int, height: int) -> tuple[int, int
 
 def _intervals(present: np.ndarray, gap: int = 5, shortest: int = 5) -> list[tuple[int, int]]:
     """Runs of frames with someone in the picture (gaps under `gap` frames bridged), [start, end)."""
-    runs, start, last = [], None, -10 ** 9
+    runs, start, last = [], None, -(10**9)
     for t, p in enumerate(present):
         if p:
             if start is None or t - last > gap:
@@ -515,6 +596,7 @@ def _write_stills(folder: Path, snaps: dict, intervals: list[tuple[int, int]]) -
     for i, (a, b) in enumerate(intervals):
         t = min(snaps, key=lambda f: abs(f - (a + b) // 2))
         small, alpha, gate = snaps[t]
+
         def grey(x: np.ndarray) -> np.ndarray:
             return cv2.cvtColor((np.clip(x, 0, 1) * 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
 
@@ -526,6 +608,7 @@ def _write_stills(folder: Path, snaps: dict, intervals: list[tuple[int, int]]) -
 
 
 # ---- the report --------------------------------------------------------------------------------
+
 
 def _mean(x) -> float:
     x = np.asarray(x, float)
@@ -546,10 +629,12 @@ def _min(x) -> float:
 
 
 def synthetic_table(rows: list[dict], mode: str) -> list[str]:
-    lines = ["| clip | chosen (selection) | frames apart | MAD alone | MAD chosen | vs alone | zone: alone / everyone "
-             "ungated / chosen | MAD all frames | leak mean | leak max | switches (frames on another) "
-             "| kept of chosen, worst frame |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+    lines = [
+        "| clip | chosen (selection) | frames apart | MAD alone | MAD chosen | vs alone | zone: alone / everyone "
+        "ungated / chosen | MAD all frames | leak mean | leak max | switches (frames on another) "
+        "| kept of chosen, worst frame |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
     for r in rows:
         clip, k, s = r["clip"], r["k"], r["modes"][mode]
         apart = r["apart"]
@@ -559,20 +644,27 @@ def synthetic_table(rows: list[dict], mode: str) -> list[str]:
         if apart.any():
             alone, mine = np.array(r["alone"].mad)[apart].mean(), np.array(s.mad)[apart].mean()
             zones = [np.array(x)[apart].mean() for x in (r["alone"].zone, r["modes"]["none"].zone, s.zone)]
-            cells = f"{alone:.2f} | {mine:.2f} | {(mine / alone - 1) * 100:+.1f}% | {' / '.join(f'{z:.2f}' for z in zones)}"
+            cells = (
+                f"{alone:.2f} | {mine:.2f} | {(mine / alone - 1) * 100:+.1f}% | {' / '.join(f'{z:.2f}' for z in zones)}"
+            )
         else:
             cells = "- | - | never apart | -"
-        lines.append(f"| {clip.name} | {name} ({r['how']}) | {int(apart.sum())}/{len(apart)} | {cells} "
-                     f"| {_mean(s.mad):.2f} | {_mean(s.leak) * 100:.2f}% "
-                     f"| {_max(s.leak) * 100:.2f}% | {sw} ({wrong}) | {_min(s.recall) * 100:.0f}% |")
+        lines.append(
+            f"| {clip.name} | {name} ({r['how']}) | {int(apart.sum())}/{len(apart)} | {cells} "
+            f"| {_mean(s.mad):.2f} | {_mean(s.leak) * 100:.2f}% "
+            f"| {_max(s.leak) * 100:.2f}% | {sw} ({wrong}) | {_min(s.recall) * 100:.0f}% |"
+        )
     return lines
 
 
 def targets(rows: list[dict]) -> list[str]:
     """The issue's targets per row (full-resolution alpha x gate): leak under 1% on average and
     under 5% on every frame, no identity switch, MAD within 15% of the person alone when apart."""
-    out = ["Targets (issue #16; gate on the full-resolution alpha): leak < 1% mean and < 5% every frame, no "
-           "identity switch, MAD within 15% of the person matted alone outside the overlap frames.", ""]
+    out = [
+        "Targets (issue #16; gate on the full-resolution alpha): leak < 1% mean and < 5% every frame, no "
+        "identity switch, MAD within 15% of the person matted alone outside the overlap frames.",
+        "",
+    ]
     for r in rows:
         s, apart = r["modes"]["post"], r["apart"]
         ratio = np.array(s.mad)[apart].mean() / np.array(r["alone"].mad)[apart].mean() - 1 if apart.any() else 0.0
@@ -656,39 +748,55 @@ def write_report(path: Path, rows: list[dict], real: dict | None, cost: list[flo
     from temporal import cpu_name
 
     ms = np.array(cost) * 1e3
-    out = ["# Subject selection (`--subject`): only the chosen people keep their alpha, CPU", "",
-           f"Machine: {cpu_name()}, {os.cpu_count()} cores (shared with other jobs while measured), "
-           f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, 1 torch thread, "
-           f"1 OpenCV thread. Command: `python benchmarks/subject.py{_args(args)}` ({time.strftime('%Y-%m-%d')}, "
-           f"{seconds / 60:.1f} min).", ""]
+    out = [
+        "# Subject selection (`--subject`): only the chosen people keep their alpha, CPU",
+        "",
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores (shared with other jobs while measured), "
+        f"{platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, 1 torch thread, "
+        f"1 OpenCV thread. Command: `python benchmarks/subject.py{_args(args)}` ({time.strftime('%Y-%m-%d')}, "
+        f"{seconds / 60:.1f} min).",
+        "",
+    ]
     out += DESIGN
     if rows:
-        out += ["## Synthetic clips with ground truth", "",
-                "1280x720, network at the default ratio (0.4: 512x288), warm-up 4 passes, frame by frame. People: "
-                "`portrait` = people/0002 (true alpha), `man` = people_nogt/bgm2_test_fg.jpg and `woman` = "
-                "people_nogt/bgm1_0001_img.png cut out by still mode (that alpha is the composite's truth). Each "
-                "clip is run once with everyone, and once per chosen person alone (same path, the others left out).",
-                ""]
+        out += [
+            "## Synthetic clips with ground truth",
+            "",
+            "1280x720, network at the default ratio (0.4: 512x288), warm-up 4 passes, frame by frame. People: "
+            "`portrait` = people/0002 (true alpha), `man` = people_nogt/bgm2_test_fg.jpg and `woman` = "
+            "people_nogt/bgm1_0001_img.png cut out by still mode (that alpha is the composite's truth). Each "
+            "clip is run once with everyone, and once per chosen person alone (same path, the others left out).",
+            "",
+        ]
         for clip in {r["clip"].name: r["clip"] for r in rows}.values():
             out.append(f"- **{clip.name}** ({clip.frames} frames, background `{clip.background}`): {clip.what}.")
-        out += ["", "The chosen person is picked on frame 0 as a user would: a click deep inside it (`point X,Y`), "
-                "or, when it touches someone on that frame, a mask of it (its true alpha > 0.5).", "",
-                "Metrics at full resolution, alpha in 0..1. Truth = the chosen person's alpha with the people in "
-                "front of it cut out. **MAD** x1e3. **MAD chosen** / **MAD alone**: mean over the frames where "
-                f"the chosen person is apart from everyone (alphas >= 0.02 more than {OVERLAP_MARGIN} px apart), "
-                "with everyone (gated) and matted alone (the network alone, ungated); **vs alone** is the "
-                "difference. **Zone**: the same MADs counting only the pixels nearer to the chosen person than "
-                "to anyone else, for the person alone, for everyone without a gate, and gated: what the network "
-                "itself does differently with other people in the picture, and what the gate adds. **Leak**: the alpha kept on the other people beyond the chosen one's truth, "
-                "sum(min(others' visible alpha, max(0, output - truth))) / the other people's area (their alpha "
-                f"summed, as if unoccluded), per frame where they show at least {MIN_OTHERS:.1%} of the picture; "
-                "mean and worst frame. **Switches**: the person the matte is on (the one with the largest share of "
-                "its visible alpha kept, if over half) changing, frames where it is on nobody skipped; in "
-                "brackets the frames on someone other than the chosen one. **Kept of chosen**: the share of the "
-                "chosen one's truth kept, worst frame among those where at least 30% of it shows.", ""]
+        out += [
+            "",
+            "The chosen person is picked on frame 0 as a user would: a click deep inside it (`point X,Y`), "
+            "or, when it touches someone on that frame, a mask of it (its true alpha > 0.5).",
+            "",
+            "Metrics at full resolution, alpha in 0..1. Truth = the chosen person's alpha with the people in "
+            "front of it cut out. **MAD** x1e3. **MAD chosen** / **MAD alone**: mean over the frames where "
+            f"the chosen person is apart from everyone (alphas >= 0.02 more than {OVERLAP_MARGIN} px apart), "
+            "with everyone (gated) and matted alone (the network alone, ungated); **vs alone** is the "
+            "difference. **Zone**: the same MADs counting only the pixels nearer to the chosen person than "
+            "to anyone else, for the person alone, for everyone without a gate, and gated: what the network "
+            "itself does differently with other people in the picture, and what the gate adds. **Leak**: the alpha kept on the other people beyond the chosen one's truth, "
+            "sum(min(others' visible alpha, max(0, output - truth))) / the other people's area (their alpha "
+            f"summed, as if unoccluded), per frame where they show at least {MIN_OTHERS:.1%} of the picture; "
+            "mean and worst frame. **Switches**: the person the matte is on (the one with the largest share of "
+            "its visible alpha kept, if over half) changing, frames where it is on nobody skipped; in "
+            "brackets the frames on someone other than the chosen one. **Kept of chosen**: the share of the "
+            "chosen one's truth kept, worst frame among those where at least 30% of it shows.",
+            "",
+        ]
         out += ["### Gate applied to the full-resolution alpha (`gate_alpha`, recommended)", ""]
         out += synthetic_table(rows, "post")
-        out += ["", "### Gate applied to the guided filter's low-resolution alpha coefficients (`gate_coefficients`)", ""]
+        out += [
+            "",
+            "### Gate applied to the guided filter's low-resolution alpha coefficients (`gate_coefficients`)",
+            "",
+        ]
         out += synthetic_table(rows, "coef")
         post_mad = _mean([_mean(r["modes"]["post"].mad) for r in rows])
         coef_mad = _mean([_mean(r["modes"]["coef"].mad) for r in rows])
@@ -696,14 +804,21 @@ def write_report(path: Path, rows: list[dict], real: dict | None, cost: list[flo
         coef_leak = _mean([_mean(r["modes"]["coef"].leak) for r in rows])
         none_leak = _mean([_mean(r["modes"]["none"].leak) for r in rows])
         none_mad = _mean([_mean(r["modes"]["none"].mad) for r in rows])
-        out += ["", f"Averaged over the rows: MAD {post_mad:.2f} (full-resolution alpha x gate) vs {coef_mad:.2f} "
-                f"(coefficients x gate); leak {post_leak * 100:.2f}% vs {coef_leak * 100:.2f}%. Without a gate "
-                f"(everyone kept): MAD {none_mad:.2f}, leak {none_leak * 100:.1f}%.", ""]
-        out += ["Reading the MAD columns: where *zone: everyone ungated* equals *chosen*, the gate costs nothing "
-                "on the chosen person and any difference from *alone* is the network's own (it mattes a person a "
-                "little differently when others are in the picture). Where *MAD chosen* is far above its zone "
-                "figure, alpha of someone else was kept (leak). The background video shows a hand late in the clip, "
-                "which the network mattes: a person matted alone is charged for it, the gated matte is not.", ""]
+        out += [
+            "",
+            f"Averaged over the rows: MAD {post_mad:.2f} (full-resolution alpha x gate) vs {coef_mad:.2f} "
+            f"(coefficients x gate); leak {post_leak * 100:.2f}% vs {coef_leak * 100:.2f}%. Without a gate "
+            f"(everyone kept): MAD {none_mad:.2f}, leak {none_leak * 100:.1f}%.",
+            "",
+        ]
+        out += [
+            "Reading the MAD columns: where *zone: everyone ungated* equals *chosen*, the gate costs nothing "
+            "on the chosen person and any difference from *alone* is the network's own (it mattes a person a "
+            "little differently when others are in the picture). Where *MAD chosen* is far above its zone "
+            "figure, alpha of someone else was kept (leak). The background video shows a hand late in the clip, "
+            "which the network mattes: a person matted alone is charged for it, the gated matte is not.",
+            "",
+        ]
         out += targets(rows)
         out += ["Tracker notes per row (`SubjectTracker.report()`):", ""]
         for r in rows:
@@ -713,29 +828,37 @@ def write_report(path: Path, rows: list[dict], real: dict | None, cost: list[flo
     if real is not None:
         out += _real_section(real)
     if cost:
-        out += ["## Cost", "",
-                f"`SubjectTracker.update` per frame at the network's size for 720p (512x288; the real clip's "
-                f"768x432 also runs at 512x288), process time on one core over {len(ms)} frames of the runs above: "
-                f"mean **{ms.mean():.1f} ms**, median {np.median(ms):.1f} ms, 95th percentile "
-                f"{np.percentile(ms, 95):.1f} ms (it grows with the number of people in the picture). The network "
-                "itself takes ~74 ms a 720p frame on this machine with 2 threads (benchmarks/model_speed.md).", ""]
+        out += [
+            "## Cost",
+            "",
+            f"`SubjectTracker.update` per frame at the network's size for 720p (512x288; the real clip's "
+            f"768x432 also runs at 512x288), process time on one core over {len(ms)} frames of the runs above: "
+            f"mean **{ms.mean():.1f} ms**, median {np.median(ms):.1f} ms, 95th percentile "
+            f"{np.percentile(ms, 95):.1f} ms (it grows with the number of people in the picture). The network "
+            "itself takes ~74 ms a 720p frame on this machine with 2 threads (benchmarks/model_speed.md).",
+            "",
+        ]
     path.write_text("\n".join(out) + "\n")
 
 
 def _real_section(real: dict) -> list[str]:
     w, h = real["size"]
     area = 512 * 288
-    out = ["## A real clip: people walk in one at a time", "",
-           f"`videos/{REAL}` ({real['frames']} frames, {w}x{h}, {real['fps']:g} fps): an empty room, then people "
-           "walk in one after another, stand at the table and leave. No ground truth; the people are found from "
-           f"the unselected matte (runs of frames whose low-resolution alpha covers over {PRESENT:.1%} of the "
-           f"picture). Chosen: (a) a click on the first person, at {real['picked'][0]},{real['picked'][1]} on "
-           f"frame {real['choice_frame']} (`subject_frame` {real['choice_frame']}: frames 0..{real['choice_frame'] - 1} "
-           "tracked backward from there with `track_backward`), (b) `largest` from frame 0. **Kept** = alpha mass "
-           "kept by the gate / alpha mass of the unselected matte over the run (low resolution); worst frame in "
-           "brackets.", "",
-           "| person (frames) | alpha mass, mean (share of picture) | kept, click on the first | kept, largest |",
-           "| --- | ---: | ---: | ---: |"]
+    out = [
+        "## A real clip: people walk in one at a time",
+        "",
+        f"`videos/{REAL}` ({real['frames']} frames, {w}x{h}, {real['fps']:g} fps): an empty room, then people "
+        "walk in one after another, stand at the table and leave. No ground truth; the people are found from "
+        f"the unselected matte (runs of frames whose low-resolution alpha covers over {PRESENT:.1%} of the "
+        f"picture). Chosen: (a) a click on the first person, at {real['picked'][0]},{real['picked'][1]} on "
+        f"frame {real['choice_frame']} (`subject_frame` {real['choice_frame']}: frames 0..{real['choice_frame'] - 1} "
+        "tracked backward from there with `track_backward`), (b) `largest` from frame 0. **Kept** = alpha mass "
+        "kept by the gate / alpha mass of the unselected matte over the run (low resolution); worst frame in "
+        "brackets.",
+        "",
+        "| person (frames) | alpha mass, mean (share of picture) | kept, click on the first | kept, largest |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for i, (a, b) in enumerate(real["intervals"]):
         allm = real["all"][a:b]
         cells = []
@@ -752,11 +875,17 @@ def _real_section(real: dict) -> list[str]:
         kept = sum(np.nansum(real[key][a:b]) for a, b in later)
         allm = sum(real["all"][a:b].sum() for a, b in later)
         out.append("")
-        out.append(f"Later people, {label}: {kept / max(allm, 1e-9) * 100:.2f}% of their alpha mass kept. "
-                   f"Report: {'; '.join(real['report_' + key])}.")
+        out.append(
+            f"Later people, {label}: {kept / max(allm, 1e-9) * 100:.2f}% of their alpha mass kept. "
+            f"Report: {'; '.join(real['report_' + key])}."
+        )
     if real.get("stills"):
-        out += ["", "Stills (input | everyone's alpha | the chosen one's alpha) were written outside the repository: "
-                + ", ".join(f"`{Path(p).name}`" for p in real["stills"]) + "."]
+        out += [
+            "",
+            "Stills (input | everyone's alpha | the chosen one's alpha) were written outside the repository: "
+            + ", ".join(f"`{Path(p).name}`" for p in real["stills"])
+            + ".",
+        ]
     return out + [""]
 
 
@@ -779,13 +908,25 @@ def main() -> None:
     parser.add_argument("--skip-synthetic", action="store_true", help="only the real clip")
     parser.add_argument("--real-frames", type=int, default=None, help="first N frames of the real clip only")
     parser.add_argument("--choice-frame", type=int, default=100, help="frame of the click on the real clip")
-    parser.add_argument("--stills", type=Path, default=Path("/tmp/vidmatte_subject_stills"),
-                        help="folder for a few stills of the real clip (never inside the repository)")
+    parser.add_argument(
+        "--stills",
+        type=Path,
+        default=Path("/tmp/vidmatte_subject_stills"),
+        help="folder for a few stills of the real clip (never inside the repository)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "subject.md")
-    parser.add_argument("--save", type=Path, default=None,
-                        help="also pickle the measurements here (outside the repository), for --report-from")
-    parser.add_argument("--report-from", type=Path, default=None,
-                        help="write the report from measurements saved by --save, without running anything")
+    parser.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        help="also pickle the measurements here (outside the repository), for --report-from",
+    )
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        default=None,
+        help="write the report from measurements saved by --save, without running anything",
+    )
     args = parser.parse_args()
     if args.report_from is not None:
         import pickle
@@ -827,7 +968,9 @@ def main() -> None:
     if args.save is not None:
         import pickle
 
-        args.save.write_bytes(pickle.dumps({"rows": rows, "real": real, "cost": cost, "args": args, "seconds": seconds}))
+        args.save.write_bytes(
+            pickle.dumps({"rows": rows, "real": real, "cost": cost, "args": args, "seconds": seconds})
+        )
     write_report(args.out, rows, real, cost, args, seconds)
     print(args.out.read_text())
 

@@ -35,8 +35,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 EVAL = REPO.parent / "shared" / "eval"
 
-REAL_CLIPS = ["intel_one-by-one-person-detection.mp4", "intel_asl_again.mkv", "intel_asl_book.mkv",
-              "matanyone_test-sample1.mp4"]
+REAL_CLIPS = [
+    "intel_one-by-one-person-detection.mp4",
+    "intel_asl_again.mkv",
+    "intel_asl_book.mkv",
+    "matanyone_test-sample1.mp4",
+]
 #: a pixel is "still" between two frames when no channel of its 3x3-mean colour moved more than this (of 255)
 STILL_LEVELS = 3.0
 SYNTH_SIZE = (512, 288)  # width, height of the synthetic clips (16:9 like the background video)
@@ -44,8 +48,8 @@ SYNTH_SIZE = (512, 288)  # width, height of the synthetic clips (16:9 like the b
 
 # ---- material ------------------------------------------------------------------------------
 
-def read_frames(path: Path, count: int, longest: int | None = None, size: tuple[int, int] | None = None
-                ) -> np.ndarray:
+
+def read_frames(path: Path, count: int, longest: int | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
     """The first `count` frames `(T,H,W,3)` uint8 RGB, area-downscaled to `longest` px on the long
     side, or centre-cropped to the aspect of `size` and resized to it."""
     from vidmatte.io import VideoReader
@@ -71,10 +75,10 @@ def fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     h, w = rgb.shape[:2]
     if w * height > h * width:
         cw = round(h * width / height)
-        rgb = rgb[:, (w - cw) // 2: (w - cw) // 2 + cw]
+        rgb = rgb[:, (w - cw) // 2 : (w - cw) // 2 + cw]
     else:
         ch = round(w * height / width)
-        rgb = rgb[(h - ch) // 2: (h - ch) // 2 + ch]
+        rgb = rgb[(h - ch) // 2 : (h - ch) // 2 + ch]
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
 
 
@@ -89,8 +93,14 @@ def load_portrait(height: int) -> tuple[np.ndarray, np.ndarray]:
     return image, alpha
 
 
-def composite(fg: np.ndarray, alpha: np.ndarray, backgrounds: np.ndarray, moves: list[tuple[float, float, float]],
-              noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def composite(
+    fg: np.ndarray,
+    alpha: np.ndarray,
+    backgrounds: np.ndarray,
+    moves: list[tuple[float, float, float]],
+    noise: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Frames `(T,H,W,3)` uint8 and truth `(T,H,W)` float: the foreground warped by (x, y, scale)
     per frame (x, y = its top-left corner at scale 1 about its centre) over each background,
     plus Gaussian noise of `noise` levels."""
@@ -117,8 +127,7 @@ def synthetic_clips(count: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     fw = alpha.shape[1]
     still_bg = fit(cv2.cvtColor(cv2.imread(str(EVAL / "backgrounds" / "bgm2_test_bg.jpg")), cv2.COLOR_BGR2RGB), w, h)
     x0, y0 = (w - fw) / 2, h - alpha.shape[0]
-    still = composite(fg, alpha, np.repeat(still_bg[None], count, axis=0), [(x0, y0, 1.0)] * count,
-                      noise=3.0, seed=1)
+    still = composite(fg, alpha, np.repeat(still_bg[None], count, axis=0), [(x0, y0, 1.0)] * count, noise=3.0, seed=1)
     video_bg = read_frames(EVAL / "backgrounds" / "intel_bottle-detection.mp4", count, size=SYNTH_SIZE)
     moves = []
     for i in range(count):  # still spells between a walk left-right and a step towards the camera
@@ -134,16 +143,17 @@ def synthetic_clips(count: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         else:
             x, s = x0 + 30, 1.15
         moves.append((x, y0 + 0.5 * h * 0.9 * (s - 1), s))  # scale about the centre, feet kept low
-    moving = composite(fg, alpha, video_bg[:len(moves)], moves[:len(video_bg)], noise=2.0, seed=2)
+    moving = composite(fg, alpha, video_bg[: len(moves)], moves[: len(video_bg)], noise=2.0, seed=2)
     return {"still portrait, still background + noise": still, "moving portrait, background video": moving}
 
 
 # ---- running -------------------------------------------------------------------------------
 
+
 def run_network(matter, frames: np.ndarray, chunk: int = 4):
     """Raw network `Matte` list per chunk for one clip from an empty state."""
     matter.reset()
-    return [matter(frames[i:i + chunk]) for i in range(0, len(frames), chunk)]
+    return [matter(frames[i : i + chunk]) for i in range(0, len(frames), chunk)]
 
 
 def alphas(mattes) -> np.ndarray:
@@ -154,10 +164,11 @@ def smoothed(mattes, frames: np.ndarray, strength: float, chunk: int = 4) -> np.
     from vidmatte.temporal import AlphaSmoother
 
     smoother = AlphaSmoother(strength)
-    return alphas([smoother(m, frames[i * chunk: i * chunk + len(m)]) for i, m in enumerate(mattes)])
+    return alphas([smoother(m, frames[i * chunk : i * chunk + len(m)]) for i, m in enumerate(mattes)])
 
 
 # ---- metrics -------------------------------------------------------------------------------
+
 
 def mad(pred: np.ndarray, truth: np.ndarray) -> float:
     """Mean absolute difference of alpha (0..1), x1e3."""
@@ -172,7 +183,7 @@ def mse(pred: np.ndarray, truth: np.ndarray) -> float:
 def dtssd(pred: np.ndarray, truth: np.ndarray) -> float:
     """Mean over t = 1..T-1 of sqrt(mean over pixels of ((p_t - p_{t-1}) - (g_t - g_{t-1}))^2), x1e2."""
     d = np.diff(pred, axis=0) - np.diff(truth, axis=0)
-    return float(np.sqrt((d ** 2).reshape(len(d), -1).mean(1)).mean() * 1e2)
+    return float(np.sqrt((d**2).reshape(len(d), -1).mean(1)).mean() * 1e2)
 
 
 def still_masks(frames: np.ndarray) -> np.ndarray:
@@ -194,6 +205,7 @@ def flicker(pred: np.ndarray, masks: np.ndarray, soft_only: bool = False) -> flo
 
 # ---- cost ----------------------------------------------------------------------------------
 
+
 def cost_ms(repeat: int = 40) -> dict[str, float]:
     """ms per 1280x720 frame: smoother (fp32 CPU, alpha + foreground), detector."""
     import torch
@@ -203,13 +215,15 @@ def cost_ms(repeat: int = 40) -> dict[str, float]:
 
     image = cv2.cvtColor(cv2.imread(str(REPO / "samples" / "astronaut.jpg")), cv2.COLOR_BGR2RGB)
     big = cv2.resize(image, (1280 + 2 * repeat, 720 + repeat), interpolation=cv2.INTER_CUBIC)
-    frames = np.stack([big[i: i + 720, 2 * i: 2 * i + 1280] for i in range(repeat)])
+    frames = np.stack([big[i : i + 720, 2 * i : 2 * i + 1280] for i in range(repeat)])
     alpha, fgr = torch.rand(1, 1, 720, 1280), torch.rand(1, 3, 720, 1280)
     smoother, alpha_only, detector = AlphaSmoother(), AlphaSmoother(smooth_foreground=False), SceneCutDetector()
     out = {}
-    for name, fn in [("smoother", lambda i: smoother(Matte(fgr, alpha), frames[i:i + 1])),
-                     ("smoother_alpha", lambda i: alpha_only(Matte(fgr, alpha), frames[i:i + 1])),
-                     ("detector", lambda i: detector.update(frames[i]))]:
+    for name, fn in [
+        ("smoother", lambda i: smoother(Matte(fgr, alpha), frames[i : i + 1])),
+        ("smoother_alpha", lambda i: alpha_only(Matte(fgr, alpha), frames[i : i + 1])),
+        ("detector", lambda i: detector.update(frames[i])),
+    ]:
         fn(0)
         times = []
         for i in range(1, repeat):
@@ -274,6 +288,7 @@ def cut_pairs(shots: dict[str, np.ndarray], lead: int = 10) -> list[tuple[str, s
 
 # ---- main ----------------------------------------------------------------------------------
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=100, help="frames per clip")
@@ -283,8 +298,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "temporal.md")
     args = parser.parse_args()
     if not EVAL.is_dir():
-        print(f"SKIPPED: evaluation material not found at {EVAL} (it lives in ../shared/eval "
-              f"beside the repository); nothing measured, {args.out.name} left as it was")
+        print(
+            f"SKIPPED: evaluation material not found at {EVAL} (it lives in ../shared/eval "
+            f"beside the repository); nothing measured, {args.out.name} left as it was"
+        )
         return
 
     import torch
@@ -303,9 +320,16 @@ def main() -> None:
         cache[name] = (frames, truth)
         raw, smooth = alphas(mattes), smoothed(mattes, frames, strength)
         masks = still_masks(frames)
-        synth_rows.append((name, frames.shape, [(mad(p, truth), mse(p, truth), dtssd(p, truth),
-                                                 flicker(p, masks), flicker(truth, masks))
-                                                for p in (raw, smooth)]))
+        synth_rows.append(
+            (
+                name,
+                frames.shape,
+                [
+                    (mad(p, truth), mse(p, truth), dtssd(p, truth), flicker(p, masks), flicker(truth, masks))
+                    for p in (raw, smooth)
+                ],
+            )
+        )
         print(name, synth_rows[-1][2], flush=True)
 
     real_rows, real_frames = [], {}
@@ -315,9 +339,15 @@ def main() -> None:
         mattes = run_network(matter, frames)
         raw, smooth = alphas(mattes), smoothed(mattes, frames, strength)
         masks = still_masks(frames)
-        real_rows.append((clip, frames.shape, float(masks.mean()),
-                          [(flicker(p, masks), flicker(p, masks, soft_only=True)) for p in (raw, smooth)],
-                          count_cuts(frames)))
+        real_rows.append(
+            (
+                clip,
+                frames.shape,
+                float(masks.mean()),
+                [(flicker(p, masks), flicker(p, masks, soft_only=True)) for p in (raw, smooth)],
+                count_cuts(frames),
+            )
+        )
         print(clip, real_rows[-1][2:], flush=True)
 
     # the cut: shot A = a real clip, shot B = the synthetic moving clip (it has a truth)
@@ -331,7 +361,7 @@ def main() -> None:
     with_reset, detected = [], []
     matter.reset()
     for i in range(0, len(clip), 4):
-        chunk = clip[i:i + 4]
+        chunk = clip[i : i + 4]
         for start, end, new_shot in split_at_cuts(chunk, detector):
             if new_shot:
                 matter.reset()
@@ -339,14 +369,20 @@ def main() -> None:
             with_reset.append(matter(chunk[start:end]))
     with_reset = alphas(with_reset)[n:]
     without = alphas(run_network(matter, clip))[n:]
-    cut = {"detected": detected, "reset_max": float(np.abs(with_reset - fresh).max()),
-           "spans": [(k, mad(without[:k], fresh[:k]), mad(without[:k], truth_b[:k]), mad(fresh[:k], truth_b[:k]))
-                     for k in (1, 3, 10, n)]}
+    cut = {
+        "detected": detected,
+        "reset_max": float(np.abs(with_reset - fresh).max()),
+        "spans": [
+            (k, mad(without[:k], fresh[:k]), mad(without[:k], truth_b[:k]), mad(fresh[:k], truth_b[:k]))
+            for k in (1, 3, 10, n)
+        ],
+    }
     print(cut, flush=True)
 
     shots = {name: np.stack([fit(f, *SYNTH_SIZE) for f in frames[:20]]) for name, frames in real_frames.items()}
-    shots["bottle background video"] = read_frames(EVAL / "backgrounds" / "intel_bottle-detection.mp4", 20,
-                                                   size=SYNTH_SIZE)
+    shots["bottle background video"] = read_frames(
+        EVAL / "backgrounds" / "intel_bottle-detection.mp4", 20, size=SYNTH_SIZE
+    )
     for name, (frames, _) in cache.items():
         shots[name] = frames[:20]
     cut["pairs"] = cut_pairs(shots)
@@ -375,7 +411,7 @@ def write_report(args, strength, synth_rows, real_rows, cut, cost, elapsed, torc
         "",
         f"Smoother: `AlphaSmoother(strength={strength:g})` (the other parameters at their defaults), applied "
         "to the network's output (MobileNetV3, ratio auto = 1 at these sizes, chunks of 4 frames). "
-        "\"raw\" = the network alone, \"smoothed\" = with the smoother.",
+        '"raw" = the network alone, "smoothed" = with the smoother.',
         "",
         "## Synthetic clips with ground truth",
         "",
@@ -395,9 +431,11 @@ def write_report(args, strength, synth_rows, real_rows, cut, cost, elapsed, torc
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, shape, ((m0, s0, d0, f0, ft), (m1, s1, d1, f1, _)) in synth_rows:
-        lines.append(f"| {name} | {shape[0]} | {m0:.2f} | {m1:.2f} ({pct(m0, m1)}) | {s0:.2f} "
-                     f"| {s1:.2f} ({pct(s0, s1)}) | {d0:.3f} | {d1:.3f} ({pct(d0, d1)}) | {f0:.2f} "
-                     f"| {f1:.2f} ({pct(f0, f1)}) | {ft:.2f} |")
+        lines.append(
+            f"| {name} | {shape[0]} | {m0:.2f} | {m1:.2f} ({pct(m0, m1)}) | {s0:.2f} "
+            f"| {s1:.2f} ({pct(s0, s1)}) | {d0:.3f} | {d1:.3f} ({pct(d0, d1)}) | {f0:.2f} "
+            f"| {f1:.2f} ({pct(f0, f1)}) | {ft:.2f} |"
+        )
     lines += [
         "",
         "## Real clips (no ground truth)",
@@ -405,7 +443,7 @@ def write_report(args, strength, synth_rows, real_rows, cut, cost, elapsed, torc
         f"First {args.frames} frames of each clip in `videos/`, area-downscaled to {args.size} px on the long side. "
         f"Flicker = mean over frame pairs and still pixels of |alpha_t - alpha_(t-1)|, x1e3, where a pixel is "
         f"still when no channel of its 3x3-mean colour changed by more than {STILL_LEVELS:g}/255 between the two "
-        "frames (\"still px\" = the share of pixels that qualify). \"soft\" = the same restricted to pixels where "
+        'frames ("still px" = the share of pixels that qualify). "soft" = the same restricted to pixels where '
         "either alpha is in 0.02..0.98 (edges, hair, false positives), where flicker is visible. Cuts = frames "
         "where `SceneCutDetector()` fired (none of these clips has a cut).",
         "",
@@ -413,8 +451,10 @@ def write_report(args, strength, synth_rows, real_rows, cut, cost, elapsed, torc
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for clip, shape, share, ((f0, e0), (f1, e1)), cuts in real_rows:
-        lines.append(f"| {clip} | {shape[0]} ({shape[2]}x{shape[1]}) | {100 * share:.0f}% | {f0:.3f} | "
-                     f"{f1:.3f} ({pct(f0, f1)}) | {e0:.2f} | {e1:.2f} ({pct(e0, e1)}) | {cuts or 'none'} |")
+        lines.append(
+            f"| {clip} | {shape[0]} ({shape[2]}x{shape[1]}) | {100 * share:.0f}% | {f0:.3f} | "
+            f"{f1:.3f} ({pct(f0, f1)}) | {e0:.2f} | {e1:.2f} ({pct(e0, e1)}) | {cuts or 'none'} |"
+        )
     n = args.cut_frames
     lines += [
         "",

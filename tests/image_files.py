@@ -30,7 +30,12 @@ def exif_block(orientation: int, big_endian: bool = False) -> bytes:
     """A minimal EXIF (TIFF) block: IFD0 with one Orientation entry."""
     e = ">" if big_endian else "<"
     head = (b"MM" if big_endian else b"II") + struct.pack(e + "HI", 42, 8)
-    return head + struct.pack(e + "H", 1) + struct.pack(e + "HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(e + "I", 0)
+    return (
+        head
+        + struct.pack(e + "H", 1)
+        + struct.pack(e + "HHIHH", 0x0112, 3, 1, orientation, 0)
+        + struct.pack(e + "I", 0)
+    )
 
 
 def jpeg_with_orientation(rgb: np.ndarray, orientation: int, big_endian: bool = False) -> bytes:
@@ -57,7 +62,9 @@ def cmyk_jpeg(blocks: np.ndarray) -> bytes:
     out = b"\xff\xd8"
     out += segment(0xEE, b"Adobe" + struct.pack(">HHHB", 100, 0, 0, 0))  # transform 0: plain CMYK
     out += segment(0xDB, b"\x00" + bytes([1] * 64))
-    out += segment(0xC0, struct.pack(">BHHB", 8, by * 8, bx * 8, 4) + b"".join(bytes([i + 1, 0x11, 0]) for i in range(4)))
+    out += segment(
+        0xC0, struct.pack(">BHHB", 8, by * 8, bx * 8, 4) + b"".join(bytes([i + 1, 0x11, 0]) for i in range(4))
+    )
     # DC table: categories 0..11, all 4-bit codes (0000..1011); AC table: only EOB, code "0"
     out += segment(0xC4, b"\x00" + bytes([0, 0, 0, 12] + [0] * 12) + bytes(range(12)))
     out += segment(0xC4, b"\x10" + bytes([1] + [0] * 15) + b"\x00")
@@ -76,5 +83,5 @@ def cmyk_jpeg(blocks: np.ndarray) -> bytes:
                 bits.append("0")  # EOB
     stream = "".join(bits)
     stream += "1" * (-len(stream) % 8)
-    data = bytes(int(stream[i:i + 8], 2) for i in range(0, len(stream), 8)).replace(b"\xff", b"\xff\x00")
+    data = bytes(int(stream[i : i + 8], 2) for i in range(0, len(stream), 8)).replace(b"\xff", b"\xff\x00")
     return out + data + b"\xff\xd9"

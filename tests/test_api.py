@@ -54,18 +54,22 @@ def test_image_folder_sequence_and_camera(tmp_path, sample_rgb, engine):
     assert sequence.kind == "sequence" and sequence.output == tmp_path / "seq.mov"
 
     clip = make_clip(tmp_path / "cam.mp4", images=moving_clip(sample_rgb, 48, 64, 5))
-    live = matte_path(clip, tmp_path / "rec.webm", MatteOptions(window=False, realtime=False), camera=True,
-                      engine=engine)
+    live = matte_path(
+        clip, tmp_path / "rec.webm", MatteOptions(window=False, realtime=False), camera=True, engine=engine
+    )
     assert live.kind == "camera" and live.live is not None and live.live.frames == 5  # every frame asked for
     assert len(list(read_webm_alpha_frames(tmp_path / "rec.webm"))) == 5
 
 
-@pytest.mark.parametrize("changes,words", [
-    ({"downsample_ratio": 1.5}, "--downsample-ratio"),
-    ({"smooth": 1.0}, "--smooth-strength"),
-    ({"passes": 0}, "--passes"),
-    ({"max_frames": 0}, "--max-frames"),
-])
+@pytest.mark.parametrize(
+    "changes,words",
+    [
+        ({"downsample_ratio": 1.5}, "--downsample-ratio"),
+        ({"smooth": 1.0}, "--smooth-strength"),
+        ({"passes": 0}, "--passes"),
+        ({"max_frames": 0}, "--max-frames"),
+    ],
+)
 def test_bad_options_are_one_line_input_errors(tmp_path, changes, words):
     with pytest.raises(InputError, match=words):
         matte_path(tmp_path, options=MatteOptions(**changes))
@@ -79,8 +83,10 @@ def test_missing_input(tmp_path):
 
 
 def test_help_does_not_load_torch_or_codecs():
-    code = ("import sys, vidmatte.cli\n"
-            "heavy = [m for m in ('torch', 'av', 'cv2', 'numpy') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    code = (
+        "import sys, vidmatte.cli\n"
+        "heavy = [m for m in ('torch', 'av', 'cv2', 'numpy') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -21,8 +21,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "vidmatte", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vidmatte", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
@@ -67,8 +68,14 @@ def test_webcam_headless_with_a_file_as_camera(tmp_path, sample_rgb):
 def test_webcam_without_camera_or_display(tmp_path):
     assert_one_line_error(run("--camera", "7", "--no-window", cwd=tmp_path), "camera")
     env_display = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    result = subprocess.run([sys.executable, "-m", "vidmatte", "--webcam"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120, env={**env_display, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-m", "vidmatte", "--webcam"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env_display, "PYTHONPATH": str(REPO)},
+    )
     assert_one_line_error(result, "--no-window")
 
 
@@ -91,13 +98,16 @@ def _make_bad(kind: str, folder: Path) -> Path:
     raise ValueError(kind)
 
 
-@pytest.mark.parametrize("kind,words", [
-    ("missing", ["does not exist"]),
-    ("text", ["not"]),
-    ("truncated", ["truncated"]),
-    ("audio-only", ["no video"]),
-    ("no-frames", ["frame"]),
-])
+@pytest.mark.parametrize(
+    "kind,words",
+    [
+        ("missing", ["does not exist"]),
+        ("text", ["not"]),
+        ("truncated", ["truncated"]),
+        ("audio-only", ["no video"]),
+        ("no-frames", ["frame"]),
+    ],
+)
 def test_bad_input_gives_one_line_and_no_output(tmp_path, kind, words):
     source = _make_bad(kind, tmp_path)
     before = listing(tmp_path)
@@ -144,9 +154,14 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     # a shell runs background jobs (`bash .ci/run &`) with SIGINT ignored, and Python then keeps it
     # ignored: give the child the default disposition, as a terminal would
-    proc = subprocess.Popen([sys.executable, "-m", "vidmatte", "long.mp4", "-o", "out.mov", "-q"],
-                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidmatte", "long.mp4", "-o", "out.mov", "-q"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(".partial" in n for n in listing(tmp_path)):
         time.sleep(0.05)
@@ -204,8 +219,10 @@ def test_folder_with_a_broken_file_reports_it_and_goes_on(tmp_path, small_portra
     assert any("skipped" in line and "notes.txt" in line for line in lines)
     assert any("failed" in line and "broken.jpg" in line for line in lines)
     assert lines[-1].startswith("vidmatte: error: 1 of 3 files failed")
-    assert sorted(str(p.relative_to(tmp_path / "shoot_matte")) for p in (tmp_path / "shoot_matte").rglob("*.png")) \
-        == ["a.png", "sub/b.png"]
+    assert sorted(str(p.relative_to(tmp_path / "shoot_matte")) for p in (tmp_path / "shoot_matte").rglob("*.png")) == [
+        "a.png",
+        "sub/b.png",
+    ]
 
 
 def test_numbered_frames_as_one_clip(tmp_path, sample_rgb):

@@ -48,8 +48,9 @@ def test_background_kinds_by_name(tmp_path):
     assert isinstance(make_background("#00ff00", 32, 24), ColorBackground)
     image = make_background(str(jfif), 32, 24)
     assert isinstance(image, ImageBackground)
-    assert image.for_frames(np.zeros((1, 24, 32, 3), np.uint8))[0, :, 12, 16].tolist() == pytest.approx([0, 0, 1],
-                                                                                                        abs=0.02)
+    assert image.for_frames(np.zeros((1, 24, 32, 3), np.uint8))[0, :, 12, 16].tolist() == pytest.approx(
+        [0, 0, 1], abs=0.02
+    )
     assert isinstance(make_background(str(clip), 32, 24), VideoBackground)
     with pytest.raises(InputError, match="neither a colour"):
         check_background("nosuchthing")

@@ -126,8 +126,9 @@ def test_encoded_features_give_the_same_matte(engine, clip):
     # a slice of a chunk's features is that sub-chunk's features, carrying the state on
     first, state = engine.step_coarse(features.frames(0, 1))
     rest, state = engine.step_coarse(features.frames(1, 3), state)
-    assert torch.allclose(torch.cat([engine.refine(first).alpha, engine.refine(rest).alpha]),
-                          engine.refine(direct).alpha, atol=1e-5)
+    assert torch.allclose(
+        torch.cat([engine.refine(first).alpha, engine.refine(rest).alpha]), engine.refine(direct).alpha, atol=1e-5
+    )
 
 
 @pytest.mark.gpu
@@ -135,7 +136,7 @@ def test_cuda_fp16_agrees_with_cpu_fp32(engine, clip):
     """The CUDA path (fp16, NHWC, pinned uploads, chunks of 4) against the CPU reference path."""
     gpu = MattingEngine(device="cuda")
     assert gpu.dtype == torch.float16
-    gpu_alpha = np.concatenate([gpu(clip[i:i + 4]).alpha_uint8() for i in range(0, len(clip), 4)])
+    gpu_alpha = np.concatenate([gpu(clip[i : i + 4]).alpha_uint8() for i in range(0, len(clip), 4)])
     engine.reset()
     cpu_alpha = np.concatenate([engine(frame).alpha_uint8() for frame in clip])
     diff = np.abs(gpu_alpha.astype(int) - cpu_alpha)

@@ -99,7 +99,10 @@ def test_plan_keeps_colliding_names_apart_and_skips_the_output_inside(tmp_path):
         (src / name).write_bytes(b"")
     jobs, other = plan_folder(src, src / "out")
     assert [(str(s.relative_to(src)), str(t.relative_to(src))) for s, t in jobs] == [
-        ("sub/y.mov", "out/sub/y.webm"), ("x.jpg", "out/x.jpg.png"), ("x.png", "out/x.png.png")]
+        ("sub/y.mov", "out/sub/y.webm"),
+        ("x.jpg", "out/x.jpg.png"),
+        ("x.png", "out/x.png.png"),
+    ]
     assert other == []
 
 
@@ -149,8 +152,12 @@ def test_sequence_is_numeric_order_at_the_given_rate(numbered_frames, matter):
 
 
 def test_sequence_to_png_folder_with_composite(numbered_frames, tmp_path, matter):
-    out = matte_sequence(numbered_frames, str(tmp_path / "comp") + "/", engine=matter,
-                         options=MatteOptions(output_type="composite", background="blue", fps=Fraction(25)))
+    out = matte_sequence(
+        numbered_frames,
+        str(tmp_path / "comp") + "/",
+        engine=matter,
+        options=MatteOptions(output_type="composite", background="blue", fps=Fraction(25)),
+    )
     names = sorted(p.name for p in out.iterdir())
     assert len(names) == 11
     first = cv2.cvtColor(cv2.imread(str(out / names[0])), cv2.COLOR_BGR2RGB)

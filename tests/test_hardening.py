@@ -19,8 +19,9 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vidmatte", *args], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vidmatte", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300
+    )
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -32,6 +33,7 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 
 
 # --- item 1: kill, timeout and a closed terminal clean up like Ctrl-C ---------------------------
+
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory) -> Path:
@@ -51,8 +53,14 @@ def _default_signals() -> None:
 def _start_writing(clip: Path, cwd: Path) -> subprocess.Popen:
     """A run writing ProRes (it stores data from the first frame on), once its partial file exists."""
     os.symlink(clip, cwd / "long.mp4")
-    proc = subprocess.Popen([sys.executable, "-m", "vidmatte", "long.mp4", "-o", "out.mov", "-q"], cwd=cwd,
-                            env=ENV, stderr=subprocess.PIPE, text=True, preexec_fn=_default_signals)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidmatte", "long.mp4", "-o", "out.mov", "-q"],
+        cwd=cwd,
+        env=ENV,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not _partials(cwd) and proc.poll() is None:
         time.sleep(0.05)
@@ -80,9 +88,15 @@ def test_termination_signals_leave_nothing_behind(tmp_path, long_clip, signum, c
 def test_timeout_command_leaves_nothing_behind(tmp_path, long_clip):
     os.symlink(long_clip, tmp_path / "long.mp4")
     # `timeout` sends SIGTERM and exits 124 when the time is up
-    result = subprocess.run(["timeout", "8", sys.executable, "-m", "vidmatte", "long.mp4", "-o", "out.mov", "-q"],
-                            cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120,
-                            preexec_fn=_default_signals)
+    result = subprocess.run(
+        ["timeout", "8", sys.executable, "-m", "vidmatte", "long.mp4", "-o", "out.mov", "-q"],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_default_signals,
+    )
     assert result.returncode == 124, result.stderr
     assert "Traceback" not in result.stderr and "SIGTERM" in result.stderr
     assert listing(tmp_path) == ["long.mp4"]
@@ -101,6 +115,7 @@ def test_a_rerun_removes_what_kill_9_left(tmp_path, long_clip):
 
 
 # --- item 2: an oversized picture or frame is refused from its header, before decoding -----------
+
 
 def test_a_png_bomb_is_refused_in_a_moment(tmp_path):
     from tests.io.test_image_header import _png_bomb
@@ -123,6 +138,7 @@ def test_an_oversized_video_is_refused_from_its_header(tmp_path):
 
 
 # --- item 3: a damaged JPEG is an error, in a folder a per-file failure --------------------------
+
 
 def _photo(path: Path) -> Path:
     import cv2
@@ -167,6 +183,7 @@ def test_a_damaged_jpeg_in_a_folder_fails_alone(tmp_path):
 
 # --- item 4: an odd-sized video to .mp4 plays everywhere, and the user is told what was done -----
 
+
 def test_an_odd_sized_clip_to_mp4_is_420_with_a_notice(tmp_path):
     import av
 
@@ -185,6 +202,7 @@ def test_an_odd_sized_clip_to_mp4_is_420_with_a_notice(tmp_path):
 
 # --- item 9: the progress bar's total on a clip whose first timestamp is not 0 ---------------------
 
+
 # late.mkv starts one frame late (Matroska's duration counts from 0); cut.mp4 starts one frame
 # early, and its edit list hides that frame (the header still counts 88): 87 are shown
 @pytest.mark.parametrize("name, first, shown", [("late.mkv", 1, 88), ("cut.mp4", -1, 87)])
@@ -201,10 +219,24 @@ def test_the_progress_bar_ends_at_its_total(tmp_path, name, first, shown):
 
 # --- item 5: options that do nothing are said to do nothing -------------------------------------
 
+
 def test_options_that_do_nothing_are_noted(tmp_path):
     make_clip(tmp_path / "clip.mp4", frames=2)
-    result = run("clip.mp4", "-o", "out.mov", "--quality", "20", "--background", "blue", "--passes", "3",
-                 "--smooth-strength", "0.5", "-q", cwd=tmp_path)
+    result = run(
+        "clip.mp4",
+        "-o",
+        "out.mov",
+        "--quality",
+        "20",
+        "--background",
+        "blue",
+        "--passes",
+        "3",
+        "--smooth-strength",
+        "0.5",
+        "-q",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     notes = result.stderr.strip().splitlines()
     for flag in ("--quality", "--background", "--passes", "--smooth-strength"):
@@ -217,6 +249,7 @@ def test_options_that_do_nothing_are_noted(tmp_path):
 
 # --- item 8: a file standing in for a camera, every frame when asked -----------------------------
 
+
 def test_camera_file_every_frame(tmp_path):
     from vidmatte.io import read_webm_alpha_frames
 
@@ -228,10 +261,14 @@ def test_camera_file_every_frame(tmp_path):
 
 # --- item 9: the smaller ones ---------------------------------------------------------------------
 
+
 def test_usage_errors_are_one_line_and_name_the_option(tmp_path):
     make_clip(tmp_path / "clip.mp4", frames=2)
-    for args, flag in ((("--downsample-ratio", "3"), "--downsample-ratio"), (("--fps", "fast"), "--fps"),
-                       (("--output-type", "sepia"), "--output-type")):
+    for args, flag in (
+        (("--downsample-ratio", "3"), "--downsample-ratio"),
+        (("--fps", "fast"), "--fps"),
+        (("--output-type", "sepia"), "--output-type"),
+    ):
         line = one_line_error(run("clip.mp4", *args, cwd=tmp_path))
         assert flag in line and line.startswith("vidmatte: error:")
     assert listing(tmp_path) == ["clip.mp4"]
@@ -255,7 +292,8 @@ def test_an_interrupted_folder_run_leaves_no_empty_output_folder(tmp_path, engin
 
 def test_help_answers_at_once():
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "vidmatte", "--help"], env=ENV, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "vidmatte", "--help"], env=ENV, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and "--every-frame" in result.stdout
     assert time.monotonic() - start < 2.0  # torch is not imported (2-3 s by itself; see tests/test_api.py)

@@ -77,8 +77,14 @@ def examples(tmp_path_factory, sample_rgb) -> Path:
 def test_shell_example(examples, command):
     args = shlex.split(command)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-m", "vidmatte", *args[1:]], cwd=examples, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "vidmatte", *args[1:]],
+        cwd=examples,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, f"{command}: {result.stderr}"
     assert "Traceback" not in result.stderr
 
@@ -86,6 +92,7 @@ def test_shell_example(examples, command):
 def test_python_blocks_in_order(examples):
     code = "\n".join(body for language, body in BLOCKS if language == "python")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-c", code], cwd=examples, env=env, capture_output=True, text=True,
-                            timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=examples, env=env, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stderr

@@ -38,15 +38,20 @@ def test_wheel_installs_and_mattes_the_sample(tmp_path):
     assert installed.returncode == 0, installed.stderr
     # the dependencies (torch, av, ...) come from this environment's site-packages, appended after the
     # new environment's own: vidmatte itself can only come from the wheel
-    site = Path(_run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-                     cwd=tmp_path).stdout.strip())
+    site = Path(
+        _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path).stdout.strip()
+    )
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(REPO / "samples" / "astronaut_pan.mp4", work)
-    where = _run(python, "-c", "import vidmatte, vidmatte.weights as w; print(vidmatte.__file__); "
-                               "print(w.default_weights_path())", cwd=work)
+    where = _run(
+        python,
+        "-c",
+        "import vidmatte, vidmatte.weights as w; print(vidmatte.__file__); print(w.default_weights_path())",
+        cwd=work,
+    )
     assert where.returncode == 0, where.stderr
     module, weights = (Path(line) for line in where.stdout.split())
     assert env_dir in module.parents and env_dir in weights.parents  # not the checkout's copies

@@ -70,9 +70,16 @@ def check_options(options: MatteOptions) -> None:
     selection_of(options)  # a malformed point or box, a mask that cannot be read: said before any work
 
 
-def matte_path(input: str | Path | int | None, output: str | Path | None = None,
-               options: MatteOptions | None = None, *, camera: bool = False, sequence: bool = False,
-               engine: MattingEngine | None = None, progress: ProgressCallback | None = None) -> MatteResult:
+def matte_path(
+    input: str | Path | int | None,
+    output: str | Path | None = None,
+    options: MatteOptions | None = None,
+    *,
+    camera: bool = False,
+    sequence: bool = False,
+    engine: MattingEngine | None = None,
+    progress: ProgressCallback | None = None,
+) -> MatteResult:
     """Matte `input` into `output` (None: the default name beside the input) and return what was done.
 
     input: a video or image file, a folder (every image and video in it), a folder of numbered
@@ -100,8 +107,7 @@ def matte_path(input: str | Path | int | None, output: str | Path | None = None,
     if kind == "folder":
         from .folders import matte_folder
 
-        summary = matte_folder(path, output, engine=engine or open_engine(options), options=options,
-                               progress=progress)
+        summary = matte_folder(path, output, engine=engine or open_engine(options), options=options, progress=progress)
         return MatteResult(kind, summary.output_dir, folder=summary)
     if kind == "sequence":
         from .folders import matte_sequence
@@ -111,8 +117,7 @@ def matte_path(input: str | Path | int | None, output: str | Path | None = None,
     if kind == "image":
         from .stills import matte_image
 
-        written = matte_image(path, output, engine=engine or open_engine(options), options=options,
-                              progress=progress)
+        written = matte_image(path, output, engine=engine or open_engine(options), options=options, progress=progress)
         return MatteResult(kind, written)
     from .pipeline.clip import matte_video
 
@@ -138,16 +143,24 @@ def ineffective_options(kind: str, target: str | Path | None, options: MatteOpti
             note("--quality", f"{form} output has no quality setting (only WebM and H.264 take a CRF)")
         output_type = resolve_output_type(target, options.output_type)
         if options.background is not None and output_type != "composite":
-            note("--background", f"{output_type} output has no background (composites do: .mp4/.mkv, "
-                 "or --output-type composite)")
+            note(
+                "--background",
+                f"{output_type} output has no background (composites do: .mp4/.mkv, or --output-type composite)",
+            )
     if kind == "image":
-        if target is not None and options.background is not None and \
-                resolve_output_type(target, options.output_type, still=True) != "composite":
+        if (
+            target is not None
+            and options.background is not None
+            and resolve_output_type(target, options.output_type, still=True) != "composite"
+        ):
             note("--background", "the picture keeps its alpha (write .jpg, or --output-type composite)")
         if options.quality is not None:
             note("--quality", "stills are written losslessly (PNG/WebP) or at JPEG quality 95")
-        for given, flag in ((options.smooth is not None, "--smooth"), (options.warmup != defaults.warmup, "--warmup"),
-                            (not options.scene_reset, "--no-scene-reset")):
+        for given, flag in (
+            (options.smooth is not None, "--smooth"),
+            (options.warmup != defaults.warmup, "--warmup"),
+            (not options.scene_reset, "--no-scene-reset"),
+        ):
             if given:
                 note(flag, "it acts between video frames, and this is a still")
     if kind in ("video", "sequence", "camera") and options.passes != defaults.passes:
@@ -155,24 +168,36 @@ def ineffective_options(kind: str, target: str | Path | None, options: MatteOpti
     if kind != "sequence" and options.fps != defaults.fps:
         note("--fps", "it times a --sequence of pictures")
     if kind != "camera":
-        for given, flag in ((not options.window, "--no-window"), (options.max_frames is not None, "--max-frames"),
-                            (not options.realtime, "--every-frame")):
+        for given, flag in (
+            (not options.window, "--no-window"),
+            (options.max_frames is not None, "--max-frames"),
+            (not options.realtime, "--every-frame"),
+        ):
             if given:
                 note(flag, "it is for live mode (--webcam / --camera)")
     return notes
 
 
-def _live(spec: str | Path | int, output: str | Path | None, options: MatteOptions,
-          engine: MattingEngine | None) -> MatteResult:
+def _live(
+    spec: str | Path | int, output: str | Path | None, options: MatteOptions, engine: MattingEngine | None
+) -> MatteResult:
     from .io.camera import CameraSource
     from .live import run_live
     from .pipeline.subject import selection_of
 
     engine = engine or open_engine(options)
-    stats = run_live(CameraSource(spec, realtime=options.realtime), engine=engine, output=output,
-                     background=options.background or "checker", smooth=options.smooth, window=options.window,
-                     max_frames=options.max_frames, overwrite=options.overwrite, quality=options.quality,
-                     subject=selection_of(options))
+    stats = run_live(
+        CameraSource(spec, realtime=options.realtime),
+        engine=engine,
+        output=output,
+        background=options.background or "checker",
+        smooth=options.smooth,
+        window=options.window,
+        max_frames=options.max_frames,
+        overwrite=options.overwrite,
+        quality=options.quality,
+        subject=selection_of(options),
+    )
     for line in stats.subject:
         log.info("%s", line)
     return MatteResult("camera", stats.output, live=stats)

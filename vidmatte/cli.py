@@ -22,6 +22,7 @@ from .options import STILL_PASSES, WARMUP_PASSES, MatteOptions, Progress, log
 if TYPE_CHECKING:
     from .api import MatteResult
 
+
 def _ratio(ctx: click.Context, param: click.Parameter, value: str) -> float | str:
     if value == "auto":
         return value
@@ -46,57 +47,120 @@ def _fps(ctx: click.Context, param: click.Parameter, value: str) -> Fraction:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(),  # a str, so a trailing '/' (PNG folder) survives
-              help="Output path; its form follows the name: .webm (VP9+alpha, default), .mov (ProRes 4444+alpha), "
-                   "folder/ (RGBA PNGs), .mp4/.mkv (H.264 composite).")
-@click.option("--output-type", type=click.Choice(OUTPUT_TYPES),
-              help="rgba (default where the form carries alpha), alpha (grey matte), foreground (on black), "
-                   "composite (default for .mp4/.mkv).")
-@click.option("--background", default=None,
-              help="For composites: a colour (name, #rrggbb), an image, a video (looped), or 'blur' "
-                   "[default: green; live: checker, which is live-only].")
-@click.option("--downsample-ratio", default="auto", show_default=True, callback=_ratio,
-              help="Fraction of the input size the network runs at; auto = min(1, 512/longest side).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),  # a str, so a trailing '/' (PNG folder) survives
+    help="Output path; its form follows the name: .webm (VP9+alpha, default), .mov (ProRes 4444+alpha), "
+    "folder/ (RGBA PNGs), .mp4/.mkv (H.264 composite).",
+)
+@click.option(
+    "--output-type",
+    type=click.Choice(OUTPUT_TYPES),
+    help="rgba (default where the form carries alpha), alpha (grey matte), foreground (on black), "
+    "composite (default for .mp4/.mkv).",
+)
+@click.option(
+    "--background",
+    default=None,
+    help="For composites: a colour (name, #rrggbb), an image, a video (looped), or 'blur' "
+    "[default: green; live: checker, which is live-only].",
+)
+@click.option(
+    "--downsample-ratio",
+    default="auto",
+    show_default=True,
+    callback=_ratio,
+    help="Fraction of the input size the network runs at; auto = min(1, 512/longest side).",
+)
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-              help="auto = fp16 on CUDA, fp32 elsewhere.")
-@click.option("--quality", type=int, help="Encoder CRF, lower is better (WebM 0-63, default 30; H.264 0-51, default 18).")
+@click.option(
+    "--precision",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+    help="auto = fp16 on CUDA, fp32 elsewhere.",
+)
+@click.option(
+    "--quality", type=int, help="Encoder CRF, lower is better (WebM 0-63, default 30; H.264 0-51, default 18)."
+)
 @click.option("-y", "--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--smooth", is_flag=True, help="Temporal smoothing of the alpha where the picture is still.")
-@click.option("--smooth-strength", type=click.FloatRange(0, 1, max_open=True), default=0.94, show_default=True,
-              help="Weight of the past at a perfectly still pixel (tuned in benchmarks/temporal.md).")
-@click.option("--warmup", type=click.IntRange(min=0), default=WARMUP_PASSES, show_default=True,
-              help="Video: passes of each shot's first frame that prime the network's memory before output; 0 = off.")
-@click.option("--refine/--no-refine", default=None,
-              help="Closed-form matting in the edge band (full resolution for images, half for video), foreground "
-                   "colour re-estimated there [default: on for images, off for video (slow, see "
-                   "benchmarks/video_quality.md)].")
+@click.option(
+    "--smooth-strength",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.94,
+    show_default=True,
+    help="Weight of the past at a perfectly still pixel (tuned in benchmarks/temporal.md).",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=WARMUP_PASSES,
+    show_default=True,
+    help="Video: passes of each shot's first frame that prime the network's memory before output; 0 = off.",
+)
+@click.option(
+    "--refine/--no-refine",
+    default=None,
+    help="Closed-form matting in the edge band (full resolution for images, half for video), foreground "
+    "colour re-estimated there [default: on for images, off for video (slow, see "
+    "benchmarks/video_quality.md)].",
+)
 @click.option("--no-scene-reset", is_flag=True, help="Keep the recurrent state across detected hard cuts.")
 @click.option("--webcam", is_flag=True, help="Live preview from a camera with the background replaced.")
 @click.option("--camera", help="Live source: camera index N, /dev/videoX, or a video file (implies --webcam).")
-@click.option("--every-frame", is_flag=True,
-              help="Live mode with a video file as the camera: matte every frame instead of playing it in real "
-                   "time (where frames the matting has no time for are dropped, as with a camera).")
+@click.option(
+    "--every-frame",
+    is_flag=True,
+    help="Live mode with a video file as the camera: matte every frame instead of playing it in real "
+    "time (where frames the matting has no time for are dropped, as with a camera).",
+)
 @click.option("--no-window", is_flag=True, help="Live mode without a window (e.g. with -o rec.webm).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Live mode: stop after N frames.")
 @click.option("--sequence", is_flag=True, help="INPUT is a folder of numbered frames: matte it as one clip.")
-@click.option("--fps", default="25", show_default=True, callback=_fps,
-              help="Frame rate of a --sequence (e.g. 25, 30000/1001).")
-@click.option("--passes", type=click.IntRange(min=1), default=STILL_PASSES, show_default=True,
-              help="Stills: most network passes over the picture until alpha settles; 1 = single pass.")
-@click.option("--subject", "subjects", multiple=True, metavar="X,Y|largest",
-              help="Keep only the person at pixel X,Y (repeat for several people), or the largest person "
-                   "(chosen again at each hard cut); everyone else goes to alpha 0. Live: click a person.")
-@click.option("--subject-box", "subject_boxes", multiple=True, metavar="X0,Y0,X1,Y1",
-              help="Keep only the person (or people) inside this box; repeatable.")
-@click.option("--subject-mask", type=click.Path(), help="A mask image of the subject (white, or its alpha) "
-                                                         "on the subject frame, the frame's size.")
-@click.option("--subject-frame", type=click.IntRange(min=0), default=0, show_default=True,
-              help="The frame the subject options refer to (frames before it are tracked backward).")
+@click.option(
+    "--fps", default="25", show_default=True, callback=_fps, help="Frame rate of a --sequence (e.g. 25, 30000/1001)."
+)
+@click.option(
+    "--passes",
+    type=click.IntRange(min=1),
+    default=STILL_PASSES,
+    show_default=True,
+    help="Stills: most network passes over the picture until alpha settles; 1 = single pass.",
+)
+@click.option(
+    "--subject",
+    "subjects",
+    multiple=True,
+    metavar="X,Y|largest",
+    help="Keep only the person at pixel X,Y (repeat for several people), or the largest person "
+    "(chosen again at each hard cut); everyone else goes to alpha 0. Live: click a person.",
+)
+@click.option(
+    "--subject-box",
+    "subject_boxes",
+    multiple=True,
+    metavar="X0,Y0,X1,Y1",
+    help="Keep only the person (or people) inside this box; repeatable.",
+)
+@click.option(
+    "--subject-mask",
+    type=click.Path(),
+    help="A mask image of the subject (white, or its alpha) on the subject frame, the frame's size.",
+)
+@click.option(
+    "--subject-frame",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="The frame the subject options refer to (frames before it are tracked backward).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notices.")
 @click.version_option(__version__, "--version")
-def cli(input: Path | None, output: str | None, quiet: bool, webcam: bool, camera: str | None, sequence: bool,
-        **flags: Any) -> None:
+def cli(
+    input: Path | None, output: str | None, quiet: bool, webcam: bool, camera: str | None, sequence: bool, **flags: Any
+) -> None:
     """Cut the people out of a video, image or folder and write it with an alpha channel.
 
     \b
@@ -116,34 +180,52 @@ def cli(input: Path | None, output: str | None, quiet: bool, webcam: bool, camer
     if not live and input is None:
         raise click.UsageError("give an input video, image or folder (or --webcam)")
     options = _options(flags)
-    strength_given = click.get_current_context().get_parameter_source("smooth_strength") \
-        != click.core.ParameterSource.DEFAULT
+    strength_given = (
+        click.get_current_context().get_parameter_source("smooth_strength") != click.core.ParameterSource.DEFAULT
+    )
     with _Reporter(quiet) as reporter:
         if strength_given and not flags["smooth"]:
             log.warning("note: --smooth-strength does nothing without --smooth")
-        result = matte_path(camera if live else input, output, options, camera=live, sequence=sequence,
-                            progress=reporter.progress)
+        result = matte_path(
+            camera if live else input, output, options, camera=live, sequence=sequence, progress=reporter.progress
+        )
     _conclude(result, quiet)
 
 
 def _options(flags: dict[str, Any]) -> MatteOptions:
     """The options object for the flags (one place that maps flag names to options)."""
     return MatteOptions(
-        output_type=flags["output_type"], background=flags["background"], quality=flags["quality"],
-        overwrite=flags["overwrite"], device=flags["device"], precision=flags["precision"],
-        downsample_ratio=flags["downsample_ratio"], smooth=flags["smooth_strength"] if flags["smooth"] else None,
-        scene_reset=not flags["no_scene_reset"], warmup=flags["warmup"], refine=flags["refine"],
-        passes=flags["passes"], fps=flags["fps"], window=not flags["no_window"], max_frames=flags["max_frames"],
-        realtime=not flags["every_frame"], subjects=tuple(flags["subjects"]), subject_boxes=tuple(flags["subject_boxes"]),
-        subject_mask=flags["subject_mask"], subject_frame=flags["subject_frame"])
+        output_type=flags["output_type"],
+        background=flags["background"],
+        quality=flags["quality"],
+        overwrite=flags["overwrite"],
+        device=flags["device"],
+        precision=flags["precision"],
+        downsample_ratio=flags["downsample_ratio"],
+        smooth=flags["smooth_strength"] if flags["smooth"] else None,
+        scene_reset=not flags["no_scene_reset"],
+        warmup=flags["warmup"],
+        refine=flags["refine"],
+        passes=flags["passes"],
+        fps=flags["fps"],
+        window=not flags["no_window"],
+        max_frames=flags["max_frames"],
+        realtime=not flags["every_frame"],
+        subjects=tuple(flags["subjects"]),
+        subject_boxes=tuple(flags["subject_boxes"]),
+        subject_mask=flags["subject_mask"],
+        subject_frame=flags["subject_frame"],
+    )
 
 
 def _conclude(result: MatteResult, quiet: bool) -> None:
     if result.folder is not None:
         summary = result.folder
         if summary.failed:
-            raise FolderFailures(f"{len(summary.failed)} of {len(summary.done) + len(summary.failed)} files failed "
-                                 f"(listed above); {summary}")
+            raise FolderFailures(
+                f"{len(summary.failed)} of {len(summary.done) + len(summary.failed)} files failed "
+                f"(listed above); {summary}"
+            )
         if not quiet:
             click.echo(str(summary), err=True)
     elif result.live is not None:
@@ -190,8 +272,13 @@ class _Reporter(logging.Handler):
             bar = None
         if bar is None:
             unit = {"files": "file", "frames": "frame", "passes": "pass"}.get(report.task, "step")
-            bar = self._bars[report.task] = tqdm(total=report.total, unit=unit, desc=report.name,
-                                                 dynamic_ncols=True, leave=report.task in ("files", "frames"))
+            bar = self._bars[report.task] = tqdm(
+                total=report.total,
+                unit=unit,
+                desc=report.name,
+                dynamic_ncols=True,
+                leave=report.task in ("files", "frames"),
+            )
         bar.total = report.total
         bar.update(report.done - bar.n)
         if report.total is not None and report.done >= report.total:

@@ -21,9 +21,16 @@ from .transfer import to_device, to_host
 from .types import Matte
 
 NAMED_COLORS = {
-    "green": (0, 255, 0), "blue": (0, 0, 255), "red": (255, 0, 0), "black": (0, 0, 0),
-    "white": (255, 255, 255), "grey": (128, 128, 128), "gray": (128, 128, 128),
-    "magenta": (255, 0, 255), "yellow": (255, 255, 0), "cyan": (0, 255, 255),
+    "green": (0, 255, 0),
+    "blue": (0, 0, 255),
+    "red": (255, 0, 0),
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+    "grey": (128, 128, 128),
+    "gray": (128, 128, 128),
+    "magenta": (255, 0, 255),
+    "yellow": (255, 255, 0),
+    "cyan": (0, 255, 255),
 }
 
 
@@ -34,7 +41,7 @@ def parse_color(spec: str) -> tuple[int, int, int] | None:
         return NAMED_COLORS[s]
     if s.startswith("#") and len(s) == 7:
         try:
-            return tuple(int(s[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+            return tuple(int(s[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
         except ValueError:
             return None
     parts = s.split(",")
@@ -65,7 +72,7 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     nw, nh = max(width, round(w * scale)), max(height, round(h * scale))
     resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     x0, y0 = (nw - width) // 2, (nh - height) // 2
-    return resized[y0:y0 + height, x0:x0 + width]
+    return resized[y0 : y0 + height, x0 : x0 + width]
 
 
 def _to_tensor(frames: np.ndarray, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -130,8 +137,9 @@ def check_background(spec: str) -> None:
         raise InputError(f"background {spec!r} is neither a colour, 'blur', nor an existing file")
 
 
-def make_background(spec: str, width: int, height: int, device: torch.device | str = "cpu",
-                    dtype: torch.dtype = torch.float32) -> Background:
+def make_background(
+    spec: str, width: int, height: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> Background:
     """`spec` is a colour (name, #rrggbb, r,g,b), 'blur', an image file or a video file."""
     device = torch.device(device)
     if spec.strip().lower() == "blur":
@@ -162,8 +170,9 @@ def over_bytes(rgba: np.ndarray, background: np.ndarray) -> np.ndarray:
     return cv2.blendLinear(foreground, np.ascontiguousarray(background), weight, 1 - weight)
 
 
-def render(matte: Matte, output_type: str, frames: np.ndarray | None = None,
-           background: Background | None = None) -> np.ndarray:
+def render(
+    matte: Matte, output_type: str, frames: np.ndarray | None = None, background: Background | None = None
+) -> np.ndarray:
     """The pictures to write for one chunk: `(T,H,W,4)` for rgba, `(T,H,W,3)` otherwise, uint8.
 
     rgba: foreground colour + alpha; alpha: the matte as grey; foreground: foreground colour

@@ -68,8 +68,9 @@ class _Stopped(Exception):
     """Raised into a push-style producer whose consumer has gone."""
 
 
-def iter_pushed(run: Callable[[Callable[[T], None]], None], maxsize: int = 1,
-                name: str = "producer") -> Generator[T, None, None]:
+def iter_pushed(
+    run: Callable[[Callable[[T], None]], None], maxsize: int = 1, name: str = "producer"
+) -> Generator[T, None, None]:
     """Iterate what `run(push)` pushes, with `run` on a worker thread, `maxsize` items ahead.
 
     For producers that deliver through a callback (a sink) rather than by yielding. When the

@@ -96,8 +96,13 @@ class MattingEngine:
     >>> engine.reset()                      # before the next clip
     """
 
-    def __init__(self, device: str | torch.device = "auto", precision: str = "auto",
-                 downsample_ratio: float | str = "auto", model: MattingNetwork | None = None) -> None:
+    def __init__(
+        self,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        downsample_ratio: float | str = "auto",
+        model: MattingNetwork | None = None,
+    ) -> None:
         self.requested_device = str(device)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(precision, self.device)
@@ -152,7 +157,9 @@ class MattingEngine:
         if isinstance(frames, Tensor):
             t = frames if frames.ndim == 4 else frames[None]
             if t.ndim != 4 or t.shape[1] != 3 or not t.is_floating_point():
-                raise ValueError(f"expected float [3,H,W] or [T,3,H,W] RGB in 0..1, got {t.dtype} {tuple(frames.shape)}")
+                raise ValueError(
+                    f"expected float [3,H,W] or [T,3,H,W] RGB in 0..1, got {t.dtype} {tuple(frames.shape)}"
+                )
             return t.to(self.device, self.dtype, non_blocking=True).contiguous()  # planar, as above
         raise TypeError(f"frames must be a numpy array or a torch tensor, not {type(frames).__name__}")
 
@@ -176,8 +183,9 @@ class MattingEngine:
         return self.model.encode(src[None], downsample_ratio=self.ratio_for(*src.shape[-2:]))
 
     @torch.inference_mode()
-    def step_coarse(self, frames: Frames | Features,
-                    state: RecurrentState | None = EMPTY_STATE) -> tuple[Coarse, RecurrentState]:
+    def step_coarse(
+        self, frames: Frames | Features, state: RecurrentState | None = EMPTY_STATE
+    ) -> tuple[Coarse, RecurrentState]:
         """The recurrent low-resolution half of `step`; finish with `refine`.
 
         Split so a pipeline can refine frame t on one thread while this runs frame t+1.
@@ -230,8 +238,9 @@ class MattingEngine:
         coarse, state = self.step_coarse(frames, state)
         return self.refine(coarse), state
 
-    def warm_up(self, frame: Frames | Features, passes: int,
-                state: RecurrentState | None = EMPTY_STATE) -> RecurrentState:
+    def warm_up(
+        self, frame: Frames | Features, passes: int, state: RecurrentState | None = EMPTY_STATE
+    ) -> RecurrentState:
         """The state after running one frame `passes` times: primes the memory before a shot.
 
         A shot's first frames are the network's weakest, because its memory starts empty; the

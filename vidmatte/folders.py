@@ -37,8 +37,9 @@ class FolderSummary:
         return f"{', '.join(parts)}; outputs in {self.output_dir}"
 
 
-def plan_folder(source_dir: Path, output_dir: Path, image_suffix: str = ".png", video_suffix: str = ".webm"
-                ) -> tuple[list[tuple[Path, Path]], list[Path]]:
+def plan_folder(
+    source_dir: Path, output_dir: Path, image_suffix: str = ".png", video_suffix: str = ".webm"
+) -> tuple[list[tuple[Path, Path]], list[Path]]:
     """([(source, output)] for every image and video, [non-media files]), in a stable order.
 
     Outputs keep the relative path and stem, with the output suffix. Hidden files and folders,
@@ -69,10 +70,16 @@ def plan_folder(source_dir: Path, output_dir: Path, image_suffix: str = ".png", 
     return jobs, other
 
 
-def matte_folder(source_dir: str | Path, output_dir: str | Path | None = None, *,
-                 engine: MattingEngine | None = None, options: MatteOptions | None = None,
-                 progress: ProgressCallback | None = None,
-                 image_suffix: str = ".png", video_suffix: str = ".webm") -> FolderSummary:
+def matte_folder(
+    source_dir: str | Path,
+    output_dir: str | Path | None = None,
+    *,
+    engine: MattingEngine | None = None,
+    options: MatteOptions | None = None,
+    progress: ProgressCallback | None = None,
+    image_suffix: str = ".png",
+    video_suffix: str = ".webm",
+) -> FolderSummary:
     """Matte every image and video under `source_dir` into `output_dir` (default `<folder>_matte/`).
 
     Images go through `matte_image` (converged still mode), videos through `matte_video`; the
@@ -143,9 +150,14 @@ def _make_folders(folder: Path, created: list[Path]) -> None:
         created.append(path)
 
 
-def matte_sequence(frames_dir: str | Path, output: str | Path | None = None, *,
-                   engine: MattingEngine | None = None, options: MatteOptions | None = None,
-                   progress: ProgressCallback | None = None) -> Path:
+def matte_sequence(
+    frames_dir: str | Path,
+    output: str | Path | None = None,
+    *,
+    engine: MattingEngine | None = None,
+    options: MatteOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
     """Matte a folder of numbered frames as one clip (recurrent state carried) into a video.
 
     Frames are ordered numerically (`f2` before `f10`), must all have one size, and are timed
@@ -157,6 +169,12 @@ def matte_sequence(frames_dir: str | Path, output: str | Path | None = None, *,
     check_video_job(spec, options)  # refuse before reading frames
     with ImageSequenceSource(frames_dir, options.fps) as source:
         engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
-        matte_source(source, spec, engine=engine, options=options, progress=progress,
-                     reopen=lambda: ImageSequenceSource(frames_dir, options.fps))
+        matte_source(
+            source,
+            spec,
+            engine=engine,
+            options=options,
+            progress=progress,
+            reopen=lambda: ImageSequenceSource(frames_dir, options.fps),
+        )
     return Path(spec)

@@ -38,8 +38,15 @@ class RunPlan:
     cudnn_benchmark: bool  # let cuDNN time its algorithms for the clip's fixed shapes
 
 
-def plan_run(engine: MattingEngine, size: tuple[int, int], *, smooth: bool = False, refine: bool = False,
-             live: bool = False, chunk_size: int | None = None) -> RunPlan:
+def plan_run(
+    engine: MattingEngine,
+    size: tuple[int, int],
+    *,
+    smooth: bool = False,
+    refine: bool = False,
+    live: bool = False,
+    chunk_size: int | None = None,
+) -> RunPlan:
     """The plan for a run of `engine` on frames of `size` (height, width) whose full-resolution
     half smooths and/or refines edges.
 

@@ -38,7 +38,7 @@ class Terminated(BaseException):
 
     @property
     def signal_name(self) -> str:
-        """"SIGTERM", "SIGHUP", ... (or "signal N" for a number the platform does not name)."""
+        """ "SIGTERM", "SIGHUP", ... (or "signal N" for a number the platform does not name)."""
         try:
             return signal.Signals(self.signum).name
         except ValueError:

@@ -46,8 +46,10 @@ def load_state_dict(path: str | Path | None = None, sha256: str | None = WEIGHTS
     if sha256 is not None:
         digest = hashlib.sha256(data).hexdigest()
         if digest != sha256:
-            raise WeightsError(f"model weights at {path} are damaged (sha256 {digest[:12]}…, expected "
-                               f"{sha256[:12]}…); reinstall vidmatte or regenerate with python -m vidmatte.convert")
+            raise WeightsError(
+                f"model weights at {path} are damaged (sha256 {digest[:12]}…, expected "
+                f"{sha256[:12]}…); reinstall vidmatte or regenerate with python -m vidmatte.convert"
+            )
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling failure means a bad file
@@ -57,8 +59,12 @@ def load_state_dict(path: str | Path | None = None, sha256: str | None = WEIGHTS
     return state
 
 
-def load_model(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-               weights: str | Path | None = None, channels_last: bool | None = None) -> MattingNetwork:
+def load_model(
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    weights: str | Path | None = None,
+    channels_last: bool | None = None,
+) -> MattingNetwork:
     """The matting network with the bundled (or given) weights, in eval mode on `device`.
 
     Call it as `fgr, pha, r1, r2, r3, r4 = model(src, r1, r2, r3, r4, downsample_ratio)`;

@@ -149,8 +149,11 @@ def _dense_laplacian(image: np.ndarray, radius: int, eps: float) -> np.ndarray:
     lap = np.zeros((h * w, h * w))
     for ky in range(h):
         for kx in range(w):
-            idx = [y * w + x for y in range(max(0, ky - radius), min(h, ky + radius + 1))
-                   for x in range(max(0, kx - radius), min(w, kx + radius + 1))]
+            idx = [
+                y * w + x
+                for y in range(max(0, ky - radius), min(h, ky + radius + 1))
+                for x in range(max(0, kx - radius), min(w, kx + radius + 1))
+            ]
             window = colours[idx] - colours[idx].mean(0)
             n = len(idx)
             inverse = np.linalg.inv(window.T @ window / n + eps / n * np.eye(3))
@@ -184,8 +187,9 @@ def test_integer_images_and_in_place_refinement_match_the_float_path(scene):
     image, _, _, network, refined_alpha, _ = scene
     quantised = (image * 255).round().astype(np.uint8)
     img8 = torch.from_numpy(quantised).permute(2, 0, 1)  # a view, as stills pass it
-    float_alpha, float_fg = refine_edges(img8.float() / 255, torch.from_numpy(network)[None],
-                                         torch.from_numpy(image).permute(2, 0, 1).clone())
+    float_alpha, float_fg = refine_edges(
+        img8.float() / 255, torch.from_numpy(network)[None], torch.from_numpy(image).permute(2, 0, 1).clone()
+    )
     alpha = torch.from_numpy(network.copy())[None]
     fg = torch.from_numpy(image.copy()).permute(2, 0, 1)
     out_alpha, out_fg = refine_edges(img8, alpha, fg, inplace=True)
@@ -200,8 +204,10 @@ def test_video_refiner_refines_every_frame_of_a_chunk(scene):
 
     image, alpha, _, network, _, _ = scene
     frames = np.stack([(image * 255).round().astype(np.uint8)] * 2)
-    matte = Matte(torch.from_numpy(image).permute(2, 0, 1)[None].repeat(2, 1, 1, 1),
-                  torch.from_numpy(network)[None, None].repeat(2, 1, 1, 1))
+    matte = Matte(
+        torch.from_numpy(image).permute(2, 0, 1)[None].repeat(2, 1, 1, 1),
+        torch.from_numpy(network)[None, None].repeat(2, 1, 1, 1),
+    )
     out = VideoEdgeRefiner(scale=1.0)(matte, frames)  # full resolution: the synthetic hair is 1-2 px wide
     assert out.alpha.shape == matte.alpha.shape and out.foreground.shape == matte.foreground.shape
     assert torch.equal(matte.alpha[0, 0], torch.from_numpy(network))  # the input matte is left alone
@@ -219,8 +225,10 @@ def _noisy_clip(image, network, frames=6, shift=0):
         alphas.append(np.roll(network, shift * t, axis=1))
     from vidmatte import Matte
 
-    matte = Matte(torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).float() / 255,
-                  torch.from_numpy(np.stack(alphas))[:, None])
+    matte = Matte(
+        torch.from_numpy(np.stack(pictures)).permute(0, 3, 1, 2).float() / 255,
+        torch.from_numpy(np.stack(alphas))[:, None],
+    )
     return np.stack(pictures), matte
 
 

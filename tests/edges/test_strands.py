@@ -32,8 +32,9 @@ def strands_over_bright(size: int = SIZE, seed: int = 0) -> tuple[np.ndarray, np
             angle += rng.normal(0, 0.05)
             x, y = x + np.cos(angle) * 14, y + np.sin(angle) * 14
             points.append((x, y))
-        cv2.polylines(big, [np.array(points, np.int32)], False, 1.0, thickness=int(rng.integers(2, 5)),
-                      lineType=cv2.LINE_AA)
+        cv2.polylines(
+            big, [np.array(points, np.int32)], False, 1.0, thickness=int(rng.integers(2, 5)), lineType=cv2.LINE_AA
+        )
     alpha = cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA).clip(0, 1)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     hair = np.stack([0.25 + 0.05 * xx, 0.17 + 0 * xx, 0.10 + 0 * xx], -1)
@@ -130,8 +131,13 @@ def test_refinement_reports_progress_strip_by_strip():
     rgb, truth = strands_over_bright(96)
     alpha, fg = slab(truth), rgb.astype(np.float32) / 255
     calls = []
-    refine_edges_in_strips(torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(alpha)[None],
-                           torch.from_numpy(fg).permute(2, 0, 1), strip_pixels=32 * 96, overlap=16,
-                           progress=lambda p: calls.append((p.task, p.done, p.total)))
+    refine_edges_in_strips(
+        torch.from_numpy(rgb).permute(2, 0, 1),
+        torch.from_numpy(alpha)[None],
+        torch.from_numpy(fg).permute(2, 0, 1),
+        strip_pixels=32 * 96,
+        overlap=16,
+        progress=lambda p: calls.append((p.task, p.done, p.total)),
+    )
     assert calls[0] == ("refine", 0, 3) and calls[-1] == ("refine", 3, 3)
     assert [c[1] for c in calls] == [0, 1, 2, 3]

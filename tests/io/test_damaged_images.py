@@ -40,7 +40,7 @@ def garbled(data: bytes, at: float = 0.4, length: int = 200, seed: int = 1) -> b
     start = _data_start(data)
     position = start + int((len(data) - start) * at)
     noise = np.random.default_rng(seed).integers(0, 256, length, dtype=np.uint8).tobytes()
-    return data[:position] + noise + data[position + length:]
+    return data[:position] + noise + data[position + length :]
 
 
 def _judge(tmp_path, data: bytes, name: str = "photo.jpg") -> str:
@@ -66,22 +66,24 @@ def test_a_garbled_jpeg_is_an_error_not_a_grey_picture(tmp_path, capfd):
 
 @pytest.mark.parametrize("at, length", [(0.1, 16), (0.5, 200), (0.8, 2000), (0.3, 5000)])
 def test_jpegs_garbled_anywhere_are_refused(tmp_path, photo, at, length):
-    for data in (_encode(".jpg", photo, cv2.IMWRITE_JPEG_QUALITY, 90),
-                 _encode(".jpg", photo, cv2.IMWRITE_JPEG_PROGRESSIVE, 1)):
+    for data in (
+        _encode(".jpg", photo, cv2.IMWRITE_JPEG_QUALITY, 90),
+        _encode(".jpg", photo, cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
+    ):
         assert "damaged" in _judge(tmp_path, garbled(data, at, length))
 
 
 @pytest.mark.parametrize("keep", [0.3, 0.7, 0.99])
 def test_a_truncated_jpeg_is_refused(tmp_path, keep):
     data = SAMPLE_IMAGE.read_bytes()
-    message = _judge(tmp_path, data[:int(len(data) * keep)])
+    message = _judge(tmp_path, data[: int(len(data) * keep)])
     assert "truncated" in message and "512x512" in message
 
 
 def test_damaged_png_webp_and_tiff_are_refused_in_one_line(tmp_path, photo, capfd):
     png = _encode(".png", photo)
     cases = {
-        "cut.png": png[:len(png) // 2],
+        "cut.png": png[: len(png) // 2],
         "garbled.png": garbled(png, 0.5),  # the IDAT chunk's CRC no longer matches
         "cut.webp": _encode(".webp", photo, cv2.IMWRITE_WEBP_QUALITY, 80)[:5000],
         "cut.tif": _encode(".tif", photo)[:300_000],
@@ -110,8 +112,9 @@ def _good_jpegs(photo: np.ndarray) -> dict[str, bytes]:
         "progressive": _encode(".jpg", photo, cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
         "optimised": _encode(".jpg", photo, cv2.IMWRITE_JPEG_OPTIMIZE, 1),
         "restart markers": _encode(".jpg", photo, cv2.IMWRITE_JPEG_RST_INTERVAL, 4),
-        "progressive + restarts": _encode(".jpg", photo, cv2.IMWRITE_JPEG_PROGRESSIVE, 1,
-                                          cv2.IMWRITE_JPEG_RST_INTERVAL, 8),
+        "progressive + restarts": _encode(
+            ".jpg", photo, cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_RST_INTERVAL, 8
+        ),
         "4:4:4": _encode(".jpg", photo, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444),
         "4:1:1": _encode(".jpg", photo, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_411),
         "greyscale": _encode(".jpg", cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)),

@@ -36,8 +36,13 @@ def test_input_kinds(tmp_path):
 
 
 def test_output_forms_and_types():
-    assert [output_form(p) for p in ("a.webm", "a.mov", "a.mp4", "a.mkv", "out/")] == \
-        ["webm", "prores", "h264", "h264", "png"]
+    assert [output_form(p) for p in ("a.webm", "a.mov", "a.mp4", "a.mkv", "out/")] == [
+        "webm",
+        "prores",
+        "h264",
+        "h264",
+        "png",
+    ]
     assert set(ALPHA_FORMS) == {"webm", "prores", "png"}
     assert resolve_output_type("a.webm", None) == "rgba" and resolve_output_type("a.mp4", None) == "composite"
     assert resolve_output_type("a.mp4", "alpha") == "alpha"

@@ -9,8 +9,15 @@ import pytest
 
 from vidmatte.io import VideoReader
 
-CONTAINERS = [("mp4", "libx264"), ("mov", "libx264"), ("mkv", "libx264"), ("webm", "libvpx-vp9"),
-              ("ts", "libx264"), ("flv", "libx264"), ("mkv", "ffv1")]
+CONTAINERS = [
+    ("mp4", "libx264"),
+    ("mov", "libx264"),
+    ("mkv", "libx264"),
+    ("webm", "libvpx-vp9"),
+    ("ts", "libx264"),
+    ("flv", "libx264"),
+    ("mkv", "ffv1"),
+]
 
 
 @pytest.mark.parametrize("ext, codec", CONTAINERS, ids=lambda v: str(v))
@@ -19,8 +26,9 @@ def test_frame_count_is_exact_when_the_first_timestamp_is_not_zero(tmp_path, med
     # first < 0: MP4's edit list hides the frames before 0, though its header counts them;
     # first > 0: Matroska and FLV durations run from 0, not from the first frame
     rate = Fraction(24000, 1001) if first % 2 else Fraction(25)
-    path = media.make_clip(tmp_path / f"clip.{ext}", frames=88, rate=rate, codec=codec,
-                           pts=[first + index for index in range(88)])
+    path = media.make_clip(
+        tmp_path / f"clip.{ext}", frames=88, rate=rate, codec=codec, pts=[first + index for index in range(88)]
+    )
     with VideoReader(path) as reader:
         estimate = reader.info.frame_count
         delivered = sum(1 for _ in reader)

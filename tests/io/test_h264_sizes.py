@@ -46,8 +46,9 @@ def _write(path: Path, image: np.ndarray, frames: int = 3) -> list[str]:
     notes = _Notes()
     log.addHandler(notes)
     try:
-        with open_writer(path, width=width, height=height, frame_rate=Fraction(25), time_base=Fraction(1, 25),
-                         alpha=False) as writer:
+        with open_writer(
+            path, width=width, height=height, frame_rate=Fraction(25), time_base=Fraction(1, 25), alpha=False
+        ) as writer:
             for index in range(frames):
                 writer.write(image, index)
     finally:

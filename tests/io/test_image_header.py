@@ -45,8 +45,17 @@ def _jpeg2000(kind: str) -> bytes:
 def _tiff_big_endian() -> bytes:
     """A greyscale TIFF in Motorola byte order (OpenCV only writes Intel order), one strip."""
     pixels = _picture(1).tobytes()
-    entries = [(256, 3, WIDTH), (257, 4, HEIGHT), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, 0),
-               (277, 3, 1), (278, 4, HEIGHT), (279, 4, len(pixels))]
+    entries = [
+        (256, 3, WIDTH),
+        (257, 4, HEIGHT),
+        (258, 3, 8),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, 0),
+        (277, 3, 1),
+        (278, 4, HEIGHT),
+        (279, 4, len(pixels)),
+    ]
     strip = 8 + 2 + 12 * len(entries) + 4
     ifd = struct.pack(">H", len(entries))
     for tag, kind, value in entries:
@@ -59,8 +68,17 @@ def _tiff_big_endian() -> bytes:
 def _bigtiff() -> bytes:
     """A greyscale BigTIFF (8-byte offsets), one strip."""
     pixels = _picture(1).tobytes()
-    entries = [(256, 16, WIDTH), (257, 4, HEIGHT), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 16, 0),
-               (277, 3, 1), (278, 4, HEIGHT), (279, 16, len(pixels))]
+    entries = [
+        (256, 16, WIDTH),
+        (257, 4, HEIGHT),
+        (258, 3, 8),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 16, 0),
+        (277, 3, 1),
+        (278, 4, HEIGHT),
+        (279, 16, len(pixels)),
+    ]
     strip = 16 + 8 + 20 * len(entries) + 8
     ifd = struct.pack("<Q", len(entries))
     for tag, kind, value in entries:
@@ -125,8 +143,19 @@ def test_header_size_is_the_decoded_size(kind):
     assert image_size(np.frombuffer(data, np.uint8)) == image_size(data)  # what read_image passes
 
 
-@pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0\x00", b"RIFF\x00\x00\x00\x00WEBPVP8 ",
-                                  b"II*\x00\xff\xff\xff\x7f", b"P6\n# no size", b"hello world", bytes(range(256))])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x89PNG\r\n\x1a\n",
+        b"\xff\xd8\xff\xe0\x00",
+        b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+        b"II*\x00\xff\xff\xff\x7f",
+        b"P6\n# no size",
+        b"hello world",
+        bytes(range(256)),
+    ],
+)
 def test_unreadable_headers_are_left_to_the_decoder(data):
     assert image_size(data) is None
 
@@ -148,6 +177,7 @@ def _must_not_decode(data):
 
 def _png_bomb(path: Path, side: int = 30000) -> Path:
     """A real 30000x30000 1-bit PNG (all black): ~110 kB that decode to 900 MB of 8-bit grey."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -165,9 +195,9 @@ def _jpeg_claiming(width: int, height: int) -> bytes:
     data = bytearray(SAMPLE_IMAGE.read_bytes())
     i = 2
     while True:
-        marker, (length,) = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])
+        marker, (length,) = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])
         if marker in (0xC0, 0xC1, 0xC2):
-            data[i + 5:i + 9] = struct.pack(">HH", height, width)
+            data[i + 5 : i + 9] = struct.pack(">HH", height, width)
             return bytes(data)
         i += 2 + length
 
@@ -210,8 +240,10 @@ def _video_claiming(path: Path, width: int, height: int) -> Path:
 def test_an_oversized_video_frame_is_refused_from_the_stream_header(tmp_path, monkeypatch):
     path = _video_claiming(tmp_path / "huge.mkv", 12000, 12000)
     with av.open(str(path)) as probe:  # the header really says so
-        assert (probe.streams.video[0].codec_context.width, probe.streams.video[0].codec_context.height) \
-            == (12000, 12000)
+        assert (probe.streams.video[0].codec_context.width, probe.streams.video[0].codec_context.height) == (
+            12000,
+            12000,
+        )
 
     def must_not_decode(self):
         raise AssertionError("a frame was decoded before the size was checked")

@@ -46,16 +46,26 @@ def _unshare_works() -> bool:
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(not _unshare_works(), reason="needs unshare with user namespaces (Linux) to mount a read-only folder")
+@pytest.mark.skipif(
+    not _unshare_works(), reason="needs unshare with user namespaces (Linux) to mount a read-only folder"
+)
 def test_a_real_read_only_mount_from_the_command_line(tmp_path):
     make_clip(tmp_path / "clip.mp4", frames=2)
     mount = tmp_path / "ro"
     mount.mkdir()
     # a private mount namespace: the read-only tmpfs exists for this one process only
-    script = f"mount -t tmpfs -o ro,size=1m tmpfs {mount} && exec {sys.executable} -m vidmatte clip.mp4 -o {mount}/out.webm"
+    script = (
+        f"mount -t tmpfs -o ro,size=1m tmpfs {mount} && exec {sys.executable} -m vidmatte clip.mp4 -o {mount}/out.webm"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 3, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "read-only" in lines[0] and "Traceback" not in result.stderr, result.stderr

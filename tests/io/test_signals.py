@@ -102,8 +102,9 @@ def test_handlers_are_installed_from_the_main_thread_only():
 
 def test_terminated_in_a_write_leaves_nothing(tmp_path):
     with pytest.raises(Terminated), raise_on_termination():
-        with open_writer(tmp_path / "out.mov", width=16, height=16, frame_rate=Fraction(25),
-                         time_base=Fraction(1, 25), alpha=True) as writer:
+        with open_writer(
+            tmp_path / "out.mov", width=16, height=16, frame_rate=Fraction(25), time_base=Fraction(1, 25), alpha=True
+        ) as writer:
             writer.write(np.zeros((16, 16, 4), np.uint8), 0)
             os.kill(os.getpid(), signal.SIGTERM)
             for _ in range(1000):

@@ -25,8 +25,11 @@ def _pictures(folder, names, size=(40, 30)):
 def test_every_kind_is_a_frame_source(tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", frames=3, audio="aac")
     frames = _pictures(tmp_path / "frames", ["a.png"])
-    with open_source(clip) as video, open_source(frames, "sequence") as sequence, \
-            open_source(clip, "camera", realtime=False) as camera:
+    with (
+        open_source(clip) as video,
+        open_source(frames, "sequence") as sequence,
+        open_source(clip, "camera", realtime=False) as camera,
+    ):
         for source in (video, sequence, camera):
             assert isinstance(source, FrameSource)
         assert isinstance(video, VideoReader) and not video.live and not sequence.live and camera.live

@@ -60,8 +60,13 @@ def test_webm_recording(tmp_path, camera_clip, engine):
     captured: list[tuple[int, float]] = []
     out = tmp_path / "rec.webm"
     engine(np.zeros((H, W, 3), np.uint8))  # warm up first: a cold model on a busy machine sees few frames
-    stats = run_live(CameraSource(camera_clip), engine=engine, output=out, window=False,
-                     on_frame=lambda f: captured.append((f.index, f.capture_time)))
+    stats = run_live(
+        CameraSource(camera_clip),
+        engine=engine,
+        output=out,
+        window=False,
+        on_frame=lambda f: captured.append((f.index, f.capture_time)),
+    )
     assert isinstance(stats, LiveStats) and stats.stopped_by == "end"
     assert stats.frames == len(captured) >= 2  # real time: how many depends on the machine
     assert stats.recorded == stats.frames
@@ -80,16 +85,19 @@ def test_webm_recording(tmp_path, camera_clip, engine):
 
 def test_max_frames(tmp_path, camera_clip, engine):
     out = tmp_path / "five.webm"
-    stats = run_live(CameraSource(camera_clip, realtime=False), engine=engine, output=out, window=False,
-                     max_frames=5)
+    stats = run_live(CameraSource(camera_clip, realtime=False), engine=engine, output=out, window=False, max_frames=5)
     assert stats.frames == stats.recorded == 5 and stats.stopped_by == "max-frames"
     assert len(list(read_webm_alpha_frames(out))) == 5
 
 
 def test_lossless_file_source_takes_every_frame(camera_clip, engine):
     indices: list[int] = []
-    stats = run_live(CameraSource(camera_clip, realtime=False), engine=engine, window=False,
-                     on_frame=lambda f: indices.append(f.index))
+    stats = run_live(
+        CameraSource(camera_clip, realtime=False),
+        engine=engine,
+        window=False,
+        on_frame=lambda f: indices.append(f.index),
+    )
     assert indices == list(range(30)) and stats.dropped == 0 and stats.stopped_by == "end"
 
 
@@ -99,12 +107,19 @@ def test_live_frames_match_the_file_pipeline(camera_clip, engine, tmp_path):
     from vidmatte.pipeline import VideoOptions, matte_video
 
     got: list[np.ndarray] = []
-    run_live(CameraSource(camera_clip, realtime=False), engine=engine.with_ratio(0.5), window=False,
-             max_frames=6, on_frame=lambda f: got.append(f.rgba))
-    out = matte_video(camera_clip, str(tmp_path / "f") + "/", engine=engine.with_ratio(0.5),
-                      options=VideoOptions(warmup=0))
-    expected = [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
-                for p in sorted(out.iterdir())[:6]]
+    run_live(
+        CameraSource(camera_clip, realtime=False),
+        engine=engine.with_ratio(0.5),
+        window=False,
+        max_frames=6,
+        on_frame=lambda f: got.append(f.rgba),
+    )
+    out = matte_video(
+        camera_clip, str(tmp_path / "f") + "/", engine=engine.with_ratio(0.5), options=VideoOptions(warmup=0)
+    )
+    expected = [
+        cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA) for p in sorted(out.iterdir())[:6]
+    ]
     assert len(got) == 6
     assert np.abs(np.stack(got).astype(int) - np.stack(expected)).max() <= 1
 
@@ -113,8 +128,12 @@ def test_slow_processing_drops_stale_frames(camera_clip, engine):
     """At 30 fps in, ~10 fps processing: the newest frame is always taken, each at most once,
     and latency stays near the processing time instead of growing (the view does not fall behind)."""
     seen: list[tuple[int, float]] = []
-    stats = run_live(CameraSource(camera_clip), engine=slowed(engine, 0.1), window=False,
-                     on_frame=lambda f: seen.append((f.index, f.latency)))
+    stats = run_live(
+        CameraSource(camera_clip),
+        engine=slowed(engine, 0.1),
+        window=False,
+        on_frame=lambda f: seen.append((f.index, f.latency)),
+    )
     indices = [i for i, _ in seen]
     assert all(b > a for a, b in zip(indices, indices[1:]))  # never the same (or an older) frame twice
     assert stats.dropped > 0 and stats.frames < 20
@@ -191,8 +210,13 @@ def test_camera_capture_thread(monkeypatch, engine):
     monkeypatch.setattr("vidmatte.io.camera.cv2.VideoCapture", _FakeCapture)
     monkeypatch.setattr("vidmatte.io.camera._device_exists", lambda node: False)
     seen = []
-    stats = run_live(0, engine=slowed(engine, 0.05), window=False, max_frames=4,
-                     on_frame=lambda f: seen.append((f.index, int(f.rgb[0, 0, 2]))))
+    stats = run_live(
+        0,
+        engine=slowed(engine, 0.05),
+        window=False,
+        max_frames=4,
+        on_frame=lambda f: seen.append((f.index, int(f.rgb[0, 0, 2]))),
+    )
     assert stats.frames == 4 and (stats.width, stats.height) == (64, 48) and stats.source_fps == 30
     assert all(blue == index + 1 for index, blue in seen)  # BGR -> RGB, and the frame for that index
     assert stats.dropped > 0
@@ -237,17 +261,23 @@ class FakeDisplay:
 def test_keys_cycle_views_backgrounds_snapshot_and_quit(tmp_path, camera_clip, engine):
     display = FakeDisplay(".bvvsq")
     frames: list = []
-    stats = run_live(CameraSource(camera_clip, realtime=False), engine=engine, window=display,
-                     background="#ff0000", snapshot_dir=tmp_path / "snaps", on_frame=frames.append)
+    stats = run_live(
+        CameraSource(camera_clip, realtime=False),
+        engine=engine,
+        window=display,
+        background="#ff0000",
+        snapshot_dir=tmp_path / "snaps",
+        on_frame=frames.append,
+    )
     assert stats.stopped_by == "key" and stats.frames == 6 and display.closed
-    shown = [cv2.cvtColor(p, cv2.COLOR_BGR2RGB)[H // 2:] for p in display.shown]  # below the overlay text
-    clear = [f.rgba[H // 2:, :, 3] == 0 for f in frames]  # pure background: the view shows it as it is
+    shown = [cv2.cvtColor(p, cv2.COLOR_BGR2RGB)[H // 2 :] for p in display.shown]  # below the overlay text
+    clear = [f.rgba[H // 2 :, :, 3] == 0 for f in frames]  # pure background: the view shows it as it is
     assert all(c.sum() > 50 for c in clear[:3])
     assert (shown[0][clear[0]] == (255, 0, 0)).all()  # the user's colour first
     assert (shown[1][clear[1]] == (255, 0, 0)).all()  # 'b' takes effect from the next frame
     assert set(np.unique(shown[2][clear[2]])) <= {153, 204}  # checker
-    np.testing.assert_array_equal(shown[3], frames[3].rgb[H // 2:])  # 'v': original
-    np.testing.assert_array_equal(shown[4], np.repeat(frames[4].rgba[H // 2:, :, 3:], 3, axis=2))  # 'v': alpha
+    np.testing.assert_array_equal(shown[3], frames[3].rgb[H // 2 :])  # 'v': original
+    np.testing.assert_array_equal(shown[4], np.repeat(frames[4].rgba[H // 2 :, :, 3:], 3, axis=2))  # 'v': alpha
     (snapshot,) = stats.snapshots
     rgba = cv2.cvtColor(cv2.imread(str(snapshot), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
     assert snapshot.parent == tmp_path / "snaps"
@@ -264,8 +294,14 @@ def test_ctrl_c_finishes_the_recording(tmp_path, camera_clip, engine):
         if frame.index == 2:
             raise KeyboardInterrupt
 
-    stats = run_live(CameraSource(camera_clip, realtime=False), engine=engine, output=out, window=False,
-                     background="green", on_frame=interrupt_at_third)
+    stats = run_live(
+        CameraSource(camera_clip, realtime=False),
+        engine=engine,
+        output=out,
+        window=False,
+        background="green",
+        on_frame=interrupt_at_third,
+    )
     assert stats.stopped_by == "interrupt" and stats.frames == stats.recorded == 3
     with av.open(str(out)) as container:
         pictures = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
@@ -279,8 +315,14 @@ def test_smoothing_goes_through_the_chain(camera_clip, engine):
     plain: list[np.ndarray] = []
     smooth: list[np.ndarray] = []
     for strength, into in ((None, plain), (0.9, smooth)):
-        run_live(CameraSource(camera_clip, realtime=False), engine=engine, window=False, smooth=strength,
-                 max_frames=4, on_frame=lambda f, into=into: into.append(f.rgba))
+        run_live(
+            CameraSource(camera_clip, realtime=False),
+            engine=engine,
+            window=False,
+            smooth=strength,
+            max_frames=4,
+            on_frame=lambda f, into=into: into.append(f.rgba),
+        )
     assert np.array_equal(plain[0], smooth[0])  # nothing to average with yet
     assert any(not np.array_equal(a, b) for a, b in zip(plain[1:], smooth[1:]))
 

@@ -36,7 +36,7 @@ def test_every_shot_starts_fresh_and_the_first_is_a_shot(engine, frames):
     chain.reset()
     starts = []
     for start in range(0, len(frames), 3):
-        for chunk in chain.recurrent(chain.front(frames[start:start + 3])):
+        for chunk in chain.recurrent(chain.front(frames[start : start + 3])):
             starts.append((chunk.frames[0].pts, len(chunk), chunk.new_shot))
     # chunks of 3 cut at the shot change (frame 5): [0-2] [3-4 | 5] [6-8]
     assert starts == [(0, 3, True), (3, 2, False), (5, 1, True), (6, 3, False)]
@@ -59,8 +59,9 @@ def test_fused_and_general_renderers_agree(engine, frames):
     assert fused_plan.fused
     general_plan = dataclasses.replace(fused_plan, fused=False)
     fused = np.concatenate([r.pictures for r in _run(StageChain(engine, fused_plan, "composite", background), frames)])
-    general = np.concatenate([r.pictures for r in _run(StageChain(engine, general_plan, "composite", background),
-                                                       frames)])
+    general = np.concatenate(
+        [r.pictures for r in _run(StageChain(engine, general_plan, "composite", background), frames)]
+    )
     assert fused.shape == general.shape == (len(frames), H, W, 3)
     assert np.abs(fused.astype(int) - general).max() <= 1
 

@@ -103,10 +103,13 @@ def test_mp4_composite_over_green_keeps_audio(clip, engine, tmp_path):
     assert corner[1] > 200 and corner[0] < 50 and corner[2] < 50
 
 
-@pytest.mark.parametrize("background,check", [
-    ("#ff00ff", lambda c: c[0] > 200 and c[1] < 50 and c[2] > 200),
-    ("blur", lambda c: c.std() < 60),  # the original, blurred: not a flat key colour
-])
+@pytest.mark.parametrize(
+    "background,check",
+    [
+        ("#ff00ff", lambda c: c[0] > 200 and c[1] < 50 and c[2] > 200),
+        ("blur", lambda c: c.std() < 60),  # the original, blurred: not a flat key colour
+    ],
+)
 def test_composite_backgrounds(clip, engine, tmp_path, background, check):
     out = matte_video(clip, tmp_path / "c.mkv", engine=engine, options=VideoOptions(background=background))
     with av.open(str(out)) as c:
@@ -118,7 +121,9 @@ def test_image_and_video_backgrounds(clip, engine, tmp_path):
     image = np.zeros((50, 50, 3), np.uint8)
     image[:] = (0, 0, 255)  # BGR red
     cv2.imwrite(str(tmp_path / "bg.png"), image)
-    out = matte_video(clip, tmp_path / "i.mp4", engine=engine, options=VideoOptions(background=str(tmp_path / "bg.png")))
+    out = matte_video(
+        clip, tmp_path / "i.mp4", engine=engine, options=VideoOptions(background=str(tmp_path / "bg.png"))
+    )
     with av.open(str(out)) as c:
         corner = next(c.decode(video=0)).to_ndarray(format="rgb24")[:6, -6:].reshape(-1, 3).mean(0)
     assert corner[0] > 200 and corner[1] < 50
@@ -130,8 +135,9 @@ def test_image_and_video_backgrounds(clip, engine, tmp_path):
 
 @pytest.mark.parametrize("output_type", ["alpha", "foreground"])
 def test_alpha_and_foreground_views(clip, engine, tmp_path, output_type):
-    out = matte_video(clip, str(tmp_path / output_type) + "/", engine=engine,
-                      options=VideoOptions(output_type=output_type))
+    out = matte_video(
+        clip, str(tmp_path / output_type) + "/", engine=engine, options=VideoOptions(output_type=output_type)
+    )
     _, pngs = _png_frames(out)
     first = pngs[0]
     assert (first[..., 3] == 255).all()  # opaque pictures
@@ -208,8 +214,9 @@ def test_hard_cut_resets_the_state(tmp_path, engine, person, sample_rgb):
     _, fresh = _png_frames(matte_video(alone, str(tmp_path / "b") + "/", engine=engine))
     after = np.stack(with_reset[FRAMES:]).astype(int)
     assert np.abs(after - np.stack(fresh)).max() <= 1
-    _, no_reset = _png_frames(matte_video(joined, str(tmp_path / "n") + "/", engine=engine,
-                                          options=VideoOptions(scene_reset=False)))
+    _, no_reset = _png_frames(
+        matte_video(joined, str(tmp_path / "n") + "/", engine=engine, options=VideoOptions(scene_reset=False))
+    )
     assert np.abs(np.stack(no_reset[FRAMES:]).astype(int) - np.stack(fresh))[..., 3].max() > 5
 
 
@@ -220,14 +227,13 @@ def test_warm_up_primes_every_shot(tmp_path, engine, person, sample_rgb):
     joined = make_clip(tmp_path / "cut.mkv", images=np.concatenate([person, shot_b]), codec="ffv1")
     warm = VideoOptions(warmup=4)
     _, primed = _png_frames(matte_video(joined, str(tmp_path / "w") + "/", engine=engine, options=warm))
-    _, cold = _png_frames(matte_video(joined, str(tmp_path / "c") + "/", engine=engine,
-                                      options=VideoOptions(warmup=0)))
+    _, cold = _png_frames(matte_video(joined, str(tmp_path / "c") + "/", engine=engine, options=VideoOptions(warmup=0)))
     with VideoReader(joined) as reader:
         decoded = np.stack([frame.rgb for frame in reader])
     for start in (0, FRAMES):
         engine.reset()
         engine.prime(decoded[start], 4)
-        expected = engine(decoded[start:start + 1]).rgba()[0].astype(int)
+        expected = engine(decoded[start : start + 1]).rgba()[0].astype(int)
         assert np.abs(primed[start].astype(int) - expected).max() <= 1
         assert np.abs(cold[start].astype(int) - expected)[..., 3].max() > 5
 
@@ -235,10 +241,12 @@ def test_warm_up_primes_every_shot(tmp_path, engine, person, sample_rgb):
 def test_refine_changes_only_edges(clip, engine, tmp_path):
     half = engine.with_ratio(0.5)  # refinement acts below full res
     _, plain = _png_frames(matte_video(clip, str(tmp_path / "p") + "/", engine=half))
-    _, refined = _png_frames(matte_video(clip, str(tmp_path / "r") + "/", engine=half,
-                                         options=VideoOptions(refine=True)))
-    _, full = _png_frames(matte_video(clip, str(tmp_path / "f") + "/", engine=engine,
-                                      options=VideoOptions(refine=True)))
+    _, refined = _png_frames(
+        matte_video(clip, str(tmp_path / "r") + "/", engine=half, options=VideoOptions(refine=True))
+    )
+    _, full = _png_frames(
+        matte_video(clip, str(tmp_path / "f") + "/", engine=engine, options=VideoOptions(refine=True))
+    )
     _, full_plain = _png_frames(matte_video(clip, str(tmp_path / "g") + "/", engine=engine))
     assert np.array_equal(np.stack(full), np.stack(full_plain))  # ratio 1: nothing to recover, left alone
     plain_a, refined_a = np.stack(plain)[..., 3].astype(int), np.stack(refined)[..., 3].astype(int)
@@ -258,8 +266,11 @@ def staged_encoder(monkeypatch):
     import vidmatte.pipeline.clip as clip_module
 
     real = clip_module.plan_run
-    monkeypatch.setattr(clip_module, "plan_run",
-                        lambda *args, **kwargs: dataclasses.replace(real(*args, **kwargs), separate_encoder=True))
+    monkeypatch.setattr(
+        clip_module,
+        "plan_run",
+        lambda *args, **kwargs: dataclasses.replace(real(*args, **kwargs), separate_encoder=True),
+    )
 
 
 @pytest.mark.parametrize("name", ["out.mp4", "out.webm"])

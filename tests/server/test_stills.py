@@ -142,14 +142,21 @@ def test_subject_keeps_one_person_and_a_miss_is_422(server, photo, media_dir):
     two = media_dir / "two.png"
     cv2.imwrite(str(two), np.hstack([one, one[:, ::-1]]))  # 240x160
     with server.client() as client:
-        answer = client.post("/api/remove", params={"subject": "60,120", "passes": "3"},
-                             files={"file": ("two.png", two.read_bytes(), "image/png")})
+        answer = client.post(
+            "/api/remove",
+            params={"subject": "60,120", "passes": "3"},
+            files={"file": ("two.png", two.read_bytes(), "image/png")},
+        )
         assert answer.status_code == 200, answer.text
         alpha = decode(answer.content)[..., 3].astype(float)
         assert alpha[:, :120].mean() > 40 and alpha[:, 120:].max() < 5  # the right one is gone
-        missed = client.post("/api/remove", params={"subject": "2,2", "passes": "1"},
-                             files={"file": ("two.png", two.read_bytes(), "image/png")})
+        missed = client.post(
+            "/api/remove",
+            params={"subject": "2,2", "passes": "1"},
+            files={"file": ("two.png", two.read_bytes(), "image/png")},
+        )
         assert_json_error(missed, 422, "no person at 2,2")
-        wrong = client.post("/api/remove", params={"subject": "2;x"},
-                            files={"file": ("two.png", two.read_bytes(), "image/png")})
+        wrong = client.post(
+            "/api/remove", params={"subject": "2;x"}, files={"file": ("two.png", two.read_bytes(), "image/png")}
+        )
         assert wrong.status_code == 400 and "subject" in wrong.json()["error"]

@@ -265,8 +265,7 @@ def test_finished_jobs_expire_with_their_files(parts):
 
 
 def test_subject_parameters_mirror_the_command_line():
-    wanted = job_request({"subject": "10,20; 30,40", "subject_box": "0,0,50,50", "subject_frame": "12"},
-                         webhooks=False)
+    wanted = job_request({"subject": "10,20; 30,40", "subject_box": "0,0,50,50", "subject_frame": "12"}, webhooks=False)
     assert wanted.options == {"subjects": ["10,20", "30,40"], "subject_boxes": ["0,0,50,50"], "subject_frame": 12}
     assert still_request({"subject": "largest"}, None).options.subjects == ["largest"]
     with pytest.raises(ParamError, match="subject"):

@@ -283,6 +283,7 @@ def test_exif_parser_handles_both_byte_orders_and_junk():
 
 # --- still mode -------------------------------------------------------------------------------
 
+
 def test_still_scale():
     assert still_scale(300, 300) == 1.0  # not enlarged...
     assert still_scale(128, 64) == 2.0  # ...unless tiny: the network's longest side is at least 256
@@ -342,8 +343,12 @@ def test_flip_averaging_runs_both_ways(portrait, matter):
 
 def test_edge_refinement_changes_only_the_edge_band(tmp_path, portrait, matter):
     source = save_rgb(tmp_path / "p.png", portrait)
-    refined = load(matte_image(source, tmp_path / "r.png", engine=matter, options=MatteOptions(passes=3)))[..., 3].astype(int)
-    plain = load(matte_image(source, tmp_path / "n.png", engine=matter, options=MatteOptions(passes=3, refine=False)))[..., 3].astype(int)
+    refined = load(matte_image(source, tmp_path / "r.png", engine=matter, options=MatteOptions(passes=3)))[
+        ..., 3
+    ].astype(int)
+    plain = load(matte_image(source, tmp_path / "n.png", engine=matter, options=MatteOptions(passes=3, refine=False)))[
+        ..., 3
+    ].astype(int)
     changed = np.abs(refined - plain) > 2
     assert changed.any()
     solid = (plain == 255) | (plain == 0)

@@ -35,8 +35,7 @@ def _apart(crossing) -> list[int]:
 
 
 @pytest.mark.parametrize("smooth", [None, 0.9], ids=["fused", "general"])
-def test_the_chosen_one_is_kept_the_other_goes_through_the_crossing(crossing, crossing_file, tmp_path, smooth,
-                                                                    matter):
+def test_the_chosen_one_is_kept_the_other_goes_through_the_crossing(crossing, crossing_file, tmp_path, smooth, matter):
     x, y = point_on(crossing, 0)
     options = MatteOptions(subjects=(f"{x},{y}",), smooth=smooth, warmup=0)
     out = matte_path(crossing_file, f"{tmp_path}/out/", options, engine=matter).output
@@ -45,8 +44,9 @@ def test_the_chosen_one_is_kept_the_other_goes_through_the_crossing(crossing, cr
     for t in _apart(crossing):  # before and after they cross: no swap
         assert kept(alpha[t], crossing.visible[t, 0]) > 0.9
         assert kept(alpha[t], crossing.visible[t, 1]) < 0.05
-    everyone = _alphas(matte_path(crossing_file, f"{tmp_path}/all/", MatteOptions(smooth=smooth, warmup=0),
-                                  engine=matter).output)
+    everyone = _alphas(
+        matte_path(crossing_file, f"{tmp_path}/all/", MatteOptions(smooth=smooth, warmup=0), engine=matter).output
+    )
     assert kept(everyone[0], crossing.visible[0, 1]) > 0.9  # without the option, both are there
 
 
@@ -96,8 +96,13 @@ def test_live_click_chooses_a_person(crossing, crossing_file, matter):
 
     display = ClickingDisplay(at=2, where=point_on(crossing, 0, 2))
     got: list[np.ndarray] = []
-    stats = run_live(CameraSource(crossing_file, realtime=False), engine=matter.with_ratio(1.0), window=display,
-                     max_frames=8, on_frame=lambda f: got.append(f.rgba[..., 3].astype(np.float32) / 255))
+    stats = run_live(
+        CameraSource(crossing_file, realtime=False),
+        engine=matter.with_ratio(1.0),
+        window=display,
+        max_frames=8,
+        on_frame=lambda f: got.append(f.rgba[..., 3].astype(np.float32) / 255),
+    )
     assert stats.frames == 8
     assert kept(got[0], crossing.visible[0, 1]) > 0.9  # before the click: everyone
     for t in range(4, 8):  # after it (the click applies from the next frame the chain takes)
@@ -107,16 +112,21 @@ def test_live_click_chooses_a_person(crossing, crossing_file, matter):
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "vidmatte", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vidmatte", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.slow
 def test_errors_are_one_line(crossing, crossing_file, tmp_path):
     mask = tmp_path / "mask.png"
     cv2.imwrite(str(mask), np.full((10, 20), 255, np.uint8))
-    cases = [(("--subject", "900,10"), "outside"), (("--subject", "2,2"), "no person at 2,2"),
-             (("--subject-mask", str(mask)), "size"), (("--subject", "3;4"), "--subject")]
+    cases = [
+        (("--subject", "900,10"), "outside"),
+        (("--subject", "2,2"), "no person at 2,2"),
+        (("--subject-mask", str(mask)), "size"),
+        (("--subject", "3;4"), "--subject"),
+    ]
     for args, words in cases:
         result = _run(str(crossing_file), "-o", str(tmp_path / "x.webm"), *args, cwd=tmp_path)
         assert result.returncode != 0 and "Traceback" not in result.stderr

@@ -40,15 +40,18 @@ def test_specs_parse():
     assert Selection.parse([]) is None  # no selection: everyone, as without the options
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda: parse_point("abc"), "X,Y"),
-    (lambda: parse_point("1,2,3"), "X,Y"),
-    (lambda: parse_box("1,2,3"), "X0,Y0,X1,Y1"),
-    (lambda: parse_box("30,2,10,40"), "X0 < X1"),
-    (lambda: Selection.parse(["largest", "1,2"]), "cannot be combined"),
-    (lambda: Selection.parse([], frame=5), "--subject-frame needs"),
-    (lambda: Selection.parse(["1,2"], frame=-1), "0 or more"),
-])
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda: parse_point("abc"), "X,Y"),
+        (lambda: parse_point("1,2,3"), "X,Y"),
+        (lambda: parse_box("1,2,3"), "X0,Y0,X1,Y1"),
+        (lambda: parse_box("30,2,10,40"), "X0 < X1"),
+        (lambda: Selection.parse(["largest", "1,2"]), "cannot be combined"),
+        (lambda: Selection.parse([], frame=5), "--subject-frame needs"),
+        (lambda: Selection.parse(["1,2"], frame=-1), "0 or more"),
+    ],
+)
 def test_bad_specs_are_one_line_errors(call, words):
     with pytest.raises(InputError) as error:
         call()
@@ -150,4 +153,6 @@ def test_gate_helpers():
     ab = torch.rand(1, 8, 4, 6)
     coef = gate_coefficients(ab, gate)
     assert torch.equal(coef[:, [0, 1, 2, 4, 5, 6]], ab[:, [0, 1, 2, 4, 5, 6]])  # colour untouched
-    assert torch.equal(coef[0, 3], ab[0, 3] * torch.from_numpy(gate)) and torch.equal(coef[0, 7, :, 3:], torch.zeros(4, 3))
+    assert torch.equal(coef[0, 3], ab[0, 3] * torch.from_numpy(gate)) and torch.equal(
+        coef[0, 7, :, 3:], torch.zeros(4, 3)
+    )

@@ -54,13 +54,16 @@ def flicker(alpha: np.ndarray) -> float:
 
 def smooth(smoother: AlphaSmoother, alpha: np.ndarray, frames: np.ndarray, chunk: int = 0, **kw) -> np.ndarray:
     if chunk:
-        parts = [smoother(matte_of(alpha[i:i + chunk], frames[i:i + chunk], **kw), frames[i:i + chunk])
-                 for i in range(0, len(frames), chunk)]
+        parts = [
+            smoother(matte_of(alpha[i : i + chunk], frames[i : i + chunk], **kw), frames[i : i + chunk])
+            for i in range(0, len(frames), chunk)
+        ]
         return np.concatenate([p.alpha[:, 0].float().cpu().numpy() for p in parts])
     return smoother(matte_of(alpha, frames, **kw), frames).alpha[:, 0].float().cpu().numpy()
 
 
 # --- smoother ---------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def still_scene():
@@ -166,8 +169,10 @@ def _half_supported(device: str) -> bool:
         return False
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA GPU"))])
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU"))],
+)
 def test_smoother_keeps_device_and_half_precision(still_scene, device):
     if not _half_supported(device):
         pytest.skip(f"fp16 interpolate/lerp not available on {device} in this torch")
@@ -181,11 +186,13 @@ def test_smoother_keeps_device_and_half_precision(still_scene, device):
 
 # --- scene-cut detector ------------------------------------------------------------------------
 
+
 def pan(picture: np.ndarray, frames: int, height: int, width: int, dx: int, dy: int) -> np.ndarray:
     """`frames` crops of `picture` sliding by (dx, dy) px per frame."""
     x0, y0 = max(0, -dx * (frames - 1)), max(0, -dy * (frames - 1))
-    return np.stack([picture[y0 + dy * t: y0 + dy * t + height, x0 + dx * t: x0 + dx * t + width]
-                     for t in range(frames)])
+    return np.stack(
+        [picture[y0 + dy * t : y0 + dy * t + height, x0 + dx * t : x0 + dx * t + width] for t in range(frames)]
+    )
 
 
 def cuts(detector: SceneCutDetector, frames: np.ndarray) -> list[int]:
@@ -220,7 +227,7 @@ def test_detector_ignores_pans_fast_motion_and_brightness_drift(sample_rgb):
     bg = texture(144, 256, seed=5)
     frames = np.repeat(bg[None], 16, axis=0)
     for t in range(16):
-        frames[t, 30:130, 16 * t: 16 * t + 50] = (200, 180, 160)
+        frames[t, 30:130, 16 * t : 16 * t + 50] = (200, 180, 160)
     assert cuts(detector, frames) == []
 
 
@@ -249,6 +256,7 @@ def test_split_at_cuts_ranges():
 
 # --- with the network -----------------------------------------------------------------------
 
+
 @pytest.fixture
 def one_thread():
     """One torch thread: these frames are tiny, and on a shared 2-core machine two threads
@@ -264,7 +272,7 @@ def test_reset_at_detected_cut_equals_a_fresh_run_on_the_second_shot(sample_rgb,
     # shot B: the portrait mirrored, cropped tighter and colour-shifted, drifting the other way
     other = cv2.resize(sample_rgb[60:, ::-1], (300, 300))
     other = np.clip(other.astype(np.int16) * np.array([0.8, 1.0, 1.2]) + 10, 0, 255).astype(np.uint8)
-    shot_b = np.stack([other[40 + t: 184 + t, 30 - 2 * t: 286 - 2 * t] for t in range(6)])
+    shot_b = np.stack([other[40 + t : 184 + t, 30 - 2 * t : 286 - 2 * t] for t in range(6)])
     clip = np.concatenate([shot_a, shot_b])
 
     matter = Matter(device="cpu")

@@ -30,8 +30,14 @@ def _smooth(x: Tensor, radius: int) -> Tensor:
     return F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def blur_fusion(image: Tensor, alpha: Tensor, radii: tuple[int, ...] = RADII, *,
-                foreground: Tensor | None = None, background: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def blur_fusion(
+    image: Tensor,
+    alpha: Tensor,
+    radii: tuple[int, ...] = RADII,
+    *,
+    foreground: Tensor | None = None,
+    background: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """Foreground and background colours [N,3,H,W] consistent with image [N,3,H,W] and alpha [N,1,H,W].
 
     `foreground`/`background` are starting guesses (default: the image itself).

@@ -169,7 +169,7 @@ class BandOperator:
 
     def interior(self, ext: Tensor) -> Tensor:
         h = self.halo
-        return ext[..., h:h + self.tile, h:h + self.tile]
+        return ext[..., h : h + self.tile, h : h + self.tile]
 
     def tiles(self, canvas: Tensor, mode: str = "replicate") -> Tensor:
         """Interior tiles [T,C,S,S] of a full-size map [C,H,W]."""
@@ -181,7 +181,7 @@ class BandOperator:
         padded = F.pad(canvas[None], self._pad, mode="replicate")[0].reshape(-1).clone()
         padded[self._int_index] = values.reshape(-1)
         h = self.halo
-        return padded.reshape(1, -1, self._padded_width)[:, h:h + height, h:h + width]
+        return padded.reshape(1, -1, self._padded_width)[:, h : h + height, h : h + width]
 
     def apply_full(self, canvas: Tensor) -> Tensor:
         """L x at the tile interiors for a full-size map x [1,H,W]."""
@@ -190,14 +190,22 @@ class BandOperator:
     def __call__(self, values: Tensor) -> Tensor:
         """L v at the tile interiors for v [T,1,S,S] that is zero outside the tiles."""
         e = self.tile + 2 * self.halo
-        padded = torch.zeros(self._padded_width * (self._pad[2] + self._pad[3] + self.shape[0]),
-                             dtype=values.dtype, device=values.device)
+        padded = torch.zeros(
+            self._padded_width * (self._pad[2] + self._pad[3] + self.shape[0]), dtype=values.dtype, device=values.device
+        )
         padded[self._int_index] = values.reshape(-1)
         return self.interior(self.laplacian(padded[self._ext_index].reshape(self.count, 1, e, e)))
 
 
-def solve_alpha(operator: BandOperator, alpha: Tensor, unknown: Tensor, *, lambda_net: float = 0.0,
-                iterations: int = 100, tol: float = 1e-3) -> Tensor:
+def solve_alpha(
+    operator: BandOperator,
+    alpha: Tensor,
+    unknown: Tensor,
+    *,
+    lambda_net: float = 0.0,
+    iterations: int = 100,
+    tol: float = 1e-3,
+) -> Tensor:
     """Minimise p^T L p + lambda_net * |p - alpha|^2 over the `unknown` pixels.
 
     `alpha` [1,H,W] is the network's; pixels outside `unknown` [1,H,W] bool are hard constraints

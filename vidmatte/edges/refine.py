@@ -17,10 +17,24 @@ from .trimap import HIGH, LOW, unknown_band
 STRIP_PIXELS = 2_000_000
 
 
-def refine_edges(image: Tensor, alpha: Tensor, foreground: Tensor | None = None, *,
-                 band: int = 7, scale: float = 1.0, radius: int = 1, eps: float = 1e-5, lambda_net: float = 0.0,
-                 iterations: int = 50, tol: float = 1e-3, low: float = LOW, high: float = HIGH,
-                 radii: tuple[int, ...] = RADII, tile: int = 32, inplace: bool = False) -> tuple[Tensor, Tensor]:
+def refine_edges(
+    image: Tensor,
+    alpha: Tensor,
+    foreground: Tensor | None = None,
+    *,
+    band: int = 7,
+    scale: float = 1.0,
+    radius: int = 1,
+    eps: float = 1e-5,
+    lambda_net: float = 0.0,
+    iterations: int = 50,
+    tol: float = 1e-3,
+    low: float = LOW,
+    high: float = HIGH,
+    radii: tuple[int, ...] = RADII,
+    tile: int = 32,
+    inplace: bool = False,
+) -> tuple[Tensor, Tensor]:
     """Refine the network's alpha and foreground along its edges.
 
     image [3,H,W] RGB, float 0..1 or uint8/uint16 (scaled by its peak), alpha [1,H,W] float 0..1
@@ -51,8 +65,18 @@ def refine_edges(image: Tensor, alpha: Tensor, foreground: Tensor | None = None,
         top, bottom, left, right = _bounds(unknown, margin=max(radii, default=0) + 2 * radius + tile)
         crop = (slice(None), slice(top, bottom), slice(left, right))
         img = _unit(image[crop])
-        refined = _solve(img, a[crop], unknown[crop], scale=scale, radius=radius, eps=eps,
-                         lambda_net=lambda_net, iterations=iterations, tol=tol, tile=tile)
+        refined = _solve(
+            img,
+            a[crop],
+            unknown[crop],
+            scale=scale,
+            radius=radius,
+            eps=eps,
+            lambda_net=lambda_net,
+            iterations=iterations,
+            tol=tol,
+            tile=tile,
+        )
         refined = torch.where(unknown[crop], refined, a[crop])
         fg_crop = _foreground(img, refined, unknown[crop], fg_in[crop].float(), radii)
         alpha_out = alpha if inplace else alpha.clone()
@@ -71,9 +95,16 @@ def _unit(image: Tensor) -> Tensor:
     return image.float()
 
 
-def refine_edges_in_strips(image: Tensor, alpha: Tensor, foreground: Tensor, *, strip_pixels: int = 4_000_000,
-                           overlap: int = 128, progress: ProgressCallback | None = None,
-                           **options) -> None:
+def refine_edges_in_strips(
+    image: Tensor,
+    alpha: Tensor,
+    foreground: Tensor,
+    *,
+    strip_pixels: int = 4_000_000,
+    overlap: int = 128,
+    progress: ProgressCallback | None = None,
+    **options,
+) -> None:
     """`refine_edges` in place on a large picture, a strip of rows at a time (bounded memory).
 
     Strips overlap by `overlap` rows on each side so the solve and the foreground windows see
@@ -97,23 +128,28 @@ def refine_edges_in_strips(image: Tensor, alpha: Tensor, foreground: Tensor, *, 
         lo, hi = max(0, top - overlap), min(height, bottom + overlap)
         a, f = alpha[:, lo:hi].clone(), foreground[:, lo:hi].clone()
         if saved is not None:
-            a[:, :top - lo], f[:, :top - lo] = saved
+            a[:, : top - lo], f[:, : top - lo] = saved
         tail = slice(max(0, bottom - overlap), bottom)
         saved = alpha[:, tail].clone(), foreground[:, tail].clone()
         refine_edges(image[:, lo:hi], a, f, inplace=True, **options)
-        alpha[:, top:bottom], foreground[:, top:bottom] = a[:, top - lo:bottom - lo], f[:, top - lo:bottom - lo]
+        alpha[:, top:bottom], foreground[:, top:bottom] = a[:, top - lo : bottom - lo], f[:, top - lo : bottom - lo]
         if progress is not None:
             progress(Progress("refine", top // rows + 1, strips))
 
 
-def refine_edges_numpy(image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray | None = None,
-                       **options) -> tuple[np.ndarray, np.ndarray]:
+def refine_edges_numpy(
+    image: np.ndarray, alpha: np.ndarray, foreground: np.ndarray | None = None, **options
+) -> tuple[np.ndarray, np.ndarray]:
     """`refine_edges` on arrays: image (H,W,3) uint8/uint16/float 0..1, alpha (H,W) float 0..1,
     foreground (H,W,3) float 0..1 or None -> (alpha (H,W), foreground (H,W,3)) float32."""
     peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(image.dtype, 1.0)
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1) / peak
     a = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))[None]
-    fg = None if foreground is None else torch.from_numpy(np.ascontiguousarray(foreground, dtype=np.float32)).permute(2, 0, 1)
+    fg = (
+        None
+        if foreground is None
+        else torch.from_numpy(np.ascontiguousarray(foreground, dtype=np.float32)).permute(2, 0, 1)
+    )
     a_out, fg_out = refine_edges(img, a, fg, **options)
     return a_out[0].numpy(), fg_out.permute(1, 2, 0).contiguous().numpy()
 
@@ -122,12 +158,27 @@ def _bounds(mask: Tensor, margin: int) -> tuple[int, int, int, int]:
     rows = mask.any(dim=-1)[0].nonzero()
     cols = mask.any(dim=-2)[0].nonzero()
     height, width = mask.shape[-2:]
-    return (max(0, int(rows[0]) - margin), min(height, int(rows[-1]) + 1 + margin),
-            max(0, int(cols[0]) - margin), min(width, int(cols[-1]) + 1 + margin))
+    return (
+        max(0, int(rows[0]) - margin),
+        min(height, int(rows[-1]) + 1 + margin),
+        max(0, int(cols[0]) - margin),
+        min(width, int(cols[-1]) + 1 + margin),
+    )
 
 
-def _solve(image: Tensor, alpha: Tensor, unknown: Tensor, *, scale: float, radius: int, eps: float,
-           lambda_net: float, iterations: int, tol: float, tile: int) -> Tensor:
+def _solve(
+    image: Tensor,
+    alpha: Tensor,
+    unknown: Tensor,
+    *,
+    scale: float,
+    radius: int,
+    eps: float,
+    lambda_net: float,
+    iterations: int,
+    tol: float,
+    tile: int,
+) -> Tensor:
     """Closed-form alpha in the band, solved at `scale` of the picture's resolution."""
     if scale >= 1:
         operator = BandOperator(image, unknown, radius=radius, eps=eps, tile=tile)
@@ -139,13 +190,13 @@ def _solve(image: Tensor, alpha: Tensor, unknown: Tensor, *, scale: float, radiu
     operator = BandOperator(small_image, small_unknown, radius=radius, eps=eps, tile=tile)
     solved = solve_alpha(operator, small_alpha, small_unknown, lambda_net=lambda_net, iterations=iterations, tol=tol)
     # upsample the correction, not the solved alpha: the network's full-resolution detail stays
-    correction = F.interpolate((solved - small_alpha)[None], size=image.shape[-2:], mode="bilinear",
-                               align_corners=False)[0]
+    correction = F.interpolate(
+        (solved - small_alpha)[None], size=image.shape[-2:], mode="bilinear", align_corners=False
+    )[0]
     return (alpha + correction).clamp(0, 1)
 
 
-def _foreground(image: Tensor, alpha: Tensor, unknown: Tensor, foreground: Tensor,
-                radii: tuple[int, ...]) -> Tensor:
+def _foreground(image: Tensor, alpha: Tensor, unknown: Tensor, foreground: Tensor, radii: tuple[int, ...]) -> Tensor:
     """Blur-fusion foreground in the band, the network's elsewhere; in row strips to bound memory."""
     height, width = image.shape[-2:]
     reach = sum(radii) + 8 * len(radii)  # how far a pixel's estimate looks; the strips overlap by it
@@ -158,5 +209,5 @@ def _foreground(image: Tensor, alpha: Tensor, unknown: Tensor, foreground: Tenso
         lo, hi = max(0, start - reach), min(height, stop + reach)
         fg, _ = blur_fusion(image[None, :, lo:hi], alpha[None, :, lo:hi], radii)
         inner = (slice(None), slice(start, stop))
-        out[inner] = torch.where(unknown[inner], fg[0, :, start - lo:stop - lo], foreground[inner])
+        out[inner] = torch.where(unknown[inner], fg[0, :, start - lo : stop - lo], foreground[inner])
     return out

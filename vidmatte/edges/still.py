@@ -26,8 +26,15 @@ def still_options(network_scale: float) -> dict:
     return {}
 
 
-def refine_still(rgb: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, *, network_scale: float = 1.0,
-                 detail: int = 1, progress: ProgressCallback | None = None) -> None:
+def refine_still(
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    foreground: np.ndarray,
+    *,
+    network_scale: float = 1.0,
+    detail: int = 1,
+    progress: ProgressCallback | None = None,
+) -> None:
     """Refine a still's matte in place along its edges.
 
     rgb `(H,W,3)` uint8/uint16; alpha `(H,W)` and foreground `(H,W,3)` float32, written in place.
@@ -39,9 +46,13 @@ def refine_still(rgb: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, *, 
     crop reads 32: refined at 250x250).
     """
     if detail <= 1:
-        refine_edges_in_strips(torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(alpha)[None],
-                               torch.from_numpy(foreground).permute(2, 0, 1), progress=progress,
-                               **still_options(network_scale))
+        refine_edges_in_strips(
+            torch.from_numpy(rgb).permute(2, 0, 1),
+            torch.from_numpy(alpha)[None],
+            torch.from_numpy(foreground).permute(2, 0, 1),
+            progress=progress,
+            **still_options(network_scale),
+        )
         return
     height, width = alpha.shape
     size = (max(1, -(-width // detail)), max(1, -(-height // detail)))
@@ -52,9 +63,13 @@ def refine_still(rgb: np.ndarray, alpha: np.ndarray, foreground: np.ndarray, *, 
     small_alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_LINEAR)
     small_fg = cv2.resize(foreground, size, interpolation=cv2.INTER_LINEAR)
     alpha_before, fg_before = small_alpha.copy(), small_fg.copy()
-    refine_edges_in_strips(torch.from_numpy(small_rgb).permute(2, 0, 1), torch.from_numpy(small_alpha)[None],
-                           torch.from_numpy(small_fg).permute(2, 0, 1), progress=progress,
-                           **still_options(network_scale * detail))
+    refine_edges_in_strips(
+        torch.from_numpy(small_rgb).permute(2, 0, 1),
+        torch.from_numpy(small_alpha)[None],
+        torch.from_numpy(small_fg).permute(2, 0, 1),
+        progress=progress,
+        **still_options(network_scale * detail),
+    )
     small_alpha -= alpha_before
     small_fg -= fg_before
     _add_enlarged(alpha, small_alpha)

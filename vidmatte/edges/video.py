@@ -30,8 +30,14 @@ class VideoEdgeRefiner:
     network's own output is not smoothed (that is `AlphaSmoother`'s job). `reset()` at a new shot.
     """
 
-    def __init__(self, strength: float = 0.9, picture_still: float = 0.015, picture_moving: float = 0.05,
-                 scale: float = 0.5, **options) -> None:
+    def __init__(
+        self,
+        strength: float = 0.9,
+        picture_still: float = 0.015,
+        picture_moving: float = 0.05,
+        scale: float = 0.5,
+        **options,
+    ) -> None:
         if not 0 <= strength < 1:
             raise ValueError(f"strength must be in [0, 1), got {strength}")
         self.strength, self.picture_still, self.picture_moving = strength, picture_still, picture_moving

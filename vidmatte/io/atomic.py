@@ -85,8 +85,10 @@ def check_target(final: Path, *, folder: bool, overwrite: bool) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         # access() says no on a read-only mount too, for root as well: tell which it is
         if _read_only_file_system(parent):
-            raise OutputError(f"cannot write to folder {parent}: the file system is read-only; "
-                              "choose an output folder on a writable one")
+            raise OutputError(
+                f"cannot write to folder {parent}: the file system is read-only; "
+                "choose an output folder on a writable one"
+            )
         raise OutputError(f"cannot write to folder {parent}: permission denied")
     if not (final.exists() or final.is_symlink()):
         return

@@ -50,8 +50,16 @@ class CameraSource:
     `open_timeout`: seconds a camera may take to give its first picture.
     """
 
-    def __init__(self, spec: CameraSpec = 0, *, realtime: bool = True, width: int | None = None,
-                 height: int | None = None, fps: float | None = None, open_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        spec: CameraSpec = 0,
+        *,
+        realtime: bool = True,
+        width: int | None = None,
+        height: int | None = None,
+        fps: float | None = None,
+        open_timeout: float = 5.0,
+    ) -> None:
         self.spec = spec
         self.realtime = realtime
         self._request = (width, height, fps)
@@ -132,8 +140,9 @@ class CameraSource:
             self.close()
             raise
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # ---- consumer side ----
@@ -151,8 +160,10 @@ class CameraSource:
             while self._slot is None and not self._ended and self._error is None and not self._stop.is_set():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise InputError(f"{self.name} gave no picture for {timeout:g} s; it may be in use by "
-                                     f"another program or disconnected: close that program or use --camera N")
+                    raise InputError(
+                        f"{self.name} gave no picture for {timeout:g} s; it may be in use by "
+                        f"another program or disconnected: close that program or use --camera N"
+                    )
                 self._cond.wait(remaining)
             taken, self._slot = self._slot, None
             error = self._error
@@ -203,6 +214,7 @@ class CameraSource:
                     self._cond.notify_all()
             finally:
                 self._finish()
+
         return target
 
     def _play_file(self) -> None:
@@ -257,8 +269,10 @@ class CameraSource:
             got_picture = self._slot is not None
         if not got_picture:
             self.close()
-            raise InputError(f"{self.name} opened but gave no picture within {self.open_timeout:g} s; it is "
-                             f"probably busy (in use by another program): close that program or use --camera N")
+            raise InputError(
+                f"{self.name} opened but gave no picture within {self.open_timeout:g} s; it is "
+                f"probably busy (in use by another program): close that program or use --camera N"
+            )
 
 
 def _classify(spec: CameraSpec) -> tuple[str, int | str | Path]:
@@ -278,8 +292,9 @@ def _device_exists(node: str) -> bool:
     return os.path.exists(node)
 
 
-def _open_camera(kind: str, target: int | str | Path, name: str, width: int | None, height: int | None,
-                 fps: float | None) -> cv2.VideoCapture:
+def _open_camera(
+    kind: str, target: int | str | Path, name: str, width: int | None, height: int | None, fps: float | None
+) -> cv2.VideoCapture:
     node = f"/dev/video{target}" if kind == "index" else str(target)
     on_linux = sys.platform.startswith("linux")
     exists = _device_exists(node)
@@ -300,8 +315,10 @@ def _open_camera(kind: str, target: int | str | Path, name: str, width: int | No
     if not capture.isOpened():
         capture.release()
         if on_linux and exists:
-            raise InputError(f"{name} ({node}) cannot be opened; it is busy (in use by another program) or not "
-                             f"a capture device: close that program or use --camera N")
+            raise InputError(
+                f"{name} ({node}) cannot be opened; it is busy (in use by another program) or not "
+                f"a capture device: close that program or use --camera N"
+            )
         where = f"index {target}" if kind == "index" else node
         maybe_busy = "" if on_linux else " (or it is busy)"  # Linux: no device node, so truly none
         raise InputError(f"no camera at {where}{maybe_busy}; use --camera N or a video file")

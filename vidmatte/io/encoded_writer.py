@@ -97,7 +97,8 @@ class EncodedVideoWriter(VideoWriter):
             log.warning(
                 f"note: {self.path}: H.264 as every player decodes it (4:2:0) needs even sizes; the {self.width}x"
                 f"{self.height} picture is stored as {self.stored_width}x{self.stored_height}, its last "
-                f"{_edges(self._pad)} repeated (.webm and .mov keep odd sizes exactly)")
+                f"{_edges(self._pad)} repeated (.webm and .mov keep odd sizes exactly)"
+            )
         stream.width = self.stored_width
         stream.height = self.stored_height
         stream.pix_fmt = settings.pix_fmt

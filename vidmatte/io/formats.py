@@ -19,12 +19,47 @@ OUTPUT_TYPES = ("rgba", "alpha", "foreground", "composite")
 # ---- inputs ---------------------------------------------------------------------------------
 
 #: Suffixes read as still images (OpenCV decoders present in the opencv-python wheels).
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff",
-                            ".webp", ".pbm", ".pgm", ".ppm", ".pnm", ".jp2"})
+IMAGE_SUFFIXES = frozenset(
+    {
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".pbm",
+        ".pgm",
+        ".ppm",
+        ".pnm",
+        ".jp2",
+    }
+)
 #: Suffixes treated as videos inside a folder (anything FFmpeg reads; GIFs are clips). A single
 #: file given by name is read as a video whatever its suffix, unless it is an image.
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv",
-                            ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".gif"})
+VIDEO_SUFFIXES = frozenset(
+    {
+        ".mp4",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".m4v",
+        ".mpg",
+        ".mpeg",
+        ".wmv",
+        ".flv",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".3gp",
+        ".ogv",
+        ".gif",
+    }
+)
 
 
 def is_image_path(path: str | Path) -> bool:
@@ -38,7 +73,7 @@ def is_video_path(path: str | Path) -> bool:
 
 
 def input_kind(path: str | Path, *, sequence: bool = False) -> str:
-    """"video", "image", "folder" or "sequence" for an existing input path; InputError otherwise."""
+    """ "video", "image", "folder" or "sequence" for an existing input path; InputError otherwise."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path} does not exist")
@@ -126,8 +161,9 @@ def image_format(path: str | Path) -> ImageFormat:
         return _IMAGE_OUTPUTS[suffix]
     except KeyError:
         what = f"extension '{suffix}'" if suffix else "no extension"
-        raise OutputError(f"{path} has {what}; for images write .png or .webp (with alpha), or .jpg / .tif "
-                          f"(composite or mask)") from None
+        raise OutputError(
+            f"{path} has {what}; for images write .png or .webp (with alpha), or .jpg / .tif (composite or mask)"
+        ) from None
 
 
 def resolve_output_type(target: str | Path, output_type: str | None, *, still: bool = False) -> str:

@@ -56,6 +56,7 @@ def read_image_size(path: str | Path) -> Size | None:
 # Text headers (PNM, PAM, Radiance) are short; this much of the file is searched for them.
 _TEXT_HEADER = 4096
 
+
 def _png(data: memoryview) -> Size | None:
     # signature, then the IHDR chunk, which must come first: length, type, width, height (big-endian)
     if bytes(data[12:16]) != b"IHDR":
@@ -81,9 +82,9 @@ def _jpeg(data: memoryview) -> Size | None:
             continue
         if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
             return None
-        (length,) = struct.unpack(">H", data[i:i + 2])
+        (length,) = struct.unpack(">H", data[i : i + 2])
         if marker in _JPEG_SOF:
-            height, width = struct.unpack(">HH", data[i + 3:i + 7])
+            height, width = struct.unpack(">HH", data[i + 3 : i + 7])
             # height 0: defined later by a DNL segment; the decoder will have to tell
             return (width, height) if height else None
         if length < 2:
@@ -133,14 +134,14 @@ def _tiff(data: memoryview) -> Size | None:
     else:
         return None
     count_size = struct.calcsize(count_format)
-    (count,) = struct.unpack(order + count_format, data[ifd:ifd + count_size])
+    (count,) = struct.unpack(order + count_format, data[ifd : ifd + count_size])
     found: dict[int, int] = {}
     for n in range(count):
         at = ifd + count_size + n * entry_size
-        tag, kind = struct.unpack(order + "HH", data[at:at + 4])
+        tag, kind = struct.unpack(order + "HH", data[at : at + 4])
         if tag not in (256, 257):  # ImageWidth, ImageLength
             continue
-        value = data[at + value_at:at + entry_size]
+        value = data[at + value_at : at + entry_size]
         if kind == 3:  # SHORT, left-justified in the value field
             (found[tag],) = struct.unpack(order + "H", value[:2])
         elif kind == 4:  # LONG
@@ -170,7 +171,7 @@ def _pnm(data: memoryview) -> Size | None:
 def _pam(data: memoryview) -> Size | None:
     text = bytes(data[:_TEXT_HEADER])
     end = text.find(b"ENDHDR")
-    header = text[:end if end >= 0 else None]
+    header = text[: end if end >= 0 else None]
     width = re.search(rb"^WIDTH\s+(\d+)", header, re.MULTILINE)
     height = re.search(rb"^HEIGHT\s+(\d+)", header, re.MULTILINE)
     if width is None or height is None:
@@ -193,7 +194,7 @@ def _jp2(data: memoryview) -> Size | None:
     ihdr = _find_box(data, header[0], header[1], b"ihdr")
     if ihdr is None:
         return None
-    height, width = struct.unpack(">II", data[ihdr[0]:ihdr[0] + 8])
+    height, width = struct.unpack(">II", data[ihdr[0] : ihdr[0] + 8])
     return width, height
 
 
@@ -231,7 +232,7 @@ def _avif(data: memoryview) -> Size | None:
     sizes = []
     start = ipco[0]
     while (ispe := _find_box(data, start, ipco[1], b"ispe")) is not None:
-        sizes.append(struct.unpack(">II", data[ispe[0] + 4:ispe[0] + 12]))
+        sizes.append(struct.unpack(">II", data[ispe[0] + 4 : ispe[0] + 12]))
         start = ispe[1]
     return max(sizes, key=lambda size: size[0] * size[1]) if sizes else None
 
@@ -241,11 +242,11 @@ def _find_box(data: memoryview, start: int, end: int, kind: bytes) -> tuple[int,
     end = min(end, len(data))
     at = start
     while at + 8 <= end:
-        size, box = struct.unpack(">I4s", data[at:at + 8])
+        size, box = struct.unpack(">I4s", data[at : at + 8])
         box = bytes(box)
         payload = at + 8
         if size == 1:  # 64-bit size follows the type
-            (size,) = struct.unpack(">Q", data[at + 8:at + 16])
+            (size,) = struct.unpack(">Q", data[at + 8 : at + 16])
             payload = at + 16
         elif size == 0:  # to the end of the file
             size = end - at

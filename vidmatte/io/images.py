@@ -87,8 +87,10 @@ def read_image(path: str | Path) -> Picture:
         if damage:
             raise InputError(f"{path} is damaged or truncated ({damage[0]}); re-export or re-download it")
         if declared is not None:  # a readable header, then nothing decodable: cut short, most often
-            raise InputError(f"{path} is damaged or truncated: its header is that of a {declared[0]}x{declared[1]} "
-                             "picture but the picture data cannot be decoded; re-export or re-download it")
+            raise InputError(
+                f"{path} is damaged or truncated: its header is that of a {declared[0]}x{declared[1]} "
+                "picture but the picture data cannot be decoded; re-export or re-download it"
+            )
         raise InputError(f"{path} is not an image vidmatte can read, or it is damaged")
     if damage:
         # the decoder filled in what it could not read (libjpeg: grey): a picture, but not the one in the file
@@ -102,15 +104,19 @@ def read_image(path: str | Path) -> Picture:
 
 def _check_pixels(path: Path, width: int, height: int) -> None:
     if height * width > MAX_PIXELS:
-        raise InputError(f"{path} is {width}x{height} ({height * width / 1e6:.0f} MP); stills up to "
-                         f"{MAX_PIXELS / 1e6:.0f} MP fit in memory; downscale it first")
+        raise InputError(
+            f"{path} is {width}x{height} ({height * width / 1e6:.0f} MP); stills up to "
+            f"{MAX_PIXELS / 1e6:.0f} MP fit in memory; downscale it first"
+        )
 
 
 # Lines decoders print for damaged data (everything else they print is passed on untouched):
 # libjpeg's corrupt-data warnings (not its complaint about an ICC profile, which is only
 # metadata), libpng's errors, and libtiff's errors as OpenCV relays them.
-_DAMAGE = re.compile(r"Corrupt JPEG data(?!: bad ICC)|Premature end of JPEG file|Inconsistent progression sequence"
-                     r"|libpng error|TIFF_Error")
+_DAMAGE = re.compile(
+    r"Corrupt JPEG data(?!: bad ICC)|Premature end of JPEG file|Inconsistent progression sequence"
+    r"|libpng error|TIFF_Error"
+)
 # OpenCV's log prefix: "[ERROR:0@0.151] global grfmt_tiff.cpp:117 TIFF_Error "
 _LOG_PREFIX = re.compile(r"^\[\s*\w+:[^\]]*\]\s+\S+\s+\S+:\d+\s+\S+\s+")
 
@@ -142,9 +148,9 @@ def _jpeg_exif(data: bytes) -> bytes | None:
         return None
     i = 2
     while i + 4 <= len(data) and data[i] == 0xFF:
-        marker, length = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
-        if marker == 0xE1 and data[i + 4:i + 10] == b"Exif\x00\x00":
-            return data[i + 10:i + 2 + length]
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\x00\x00":
+            return data[i + 10 : i + 2 + length]
         if marker == 0xDA:  # start of scan: no more metadata segments
             return None
         i += 2 + length
@@ -156,9 +162,9 @@ def exif_orientation(exif: bytes) -> int:
     try:
         order = {b"II": "<", b"MM": ">"}[exif[:2]]
         (ifd,) = struct.unpack(order + "I", exif[4:8])
-        (count,) = struct.unpack(order + "H", exif[ifd:ifd + 2])
+        (count,) = struct.unpack(order + "H", exif[ifd : ifd + 2])
         for n in range(count):
-            entry = exif[ifd + 2 + 12 * n: ifd + 14 + 12 * n]
+            entry = exif[ifd + 2 + 12 * n : ifd + 14 + 12 * n]
             tag, kind = struct.unpack(order + "HH", entry[:4])
             if tag == 0x0112 and kind == 3:  # SHORT
                 (value,) = struct.unpack(order + "H", entry[8:10])

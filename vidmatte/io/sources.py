@@ -44,8 +44,9 @@ class FrameSource(Protocol):
 
     def __enter__(self) -> FrameSource: ...
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
 
 _NUMBER = re.compile(r"(\d+)")
@@ -97,8 +98,10 @@ class ImageSequenceSource:
         for index, path in enumerate(self.files):
             picture = self._first if index == 0 else self._read(path)
             if (picture.height, picture.width) != (height, width):
-                raise InputError(f"{path} is {picture.width}x{picture.height} but the sequence is "
-                                 f"{width}x{height}; all frames must have one size")
+                raise InputError(
+                    f"{path} is {picture.width}x{picture.height} but the sequence is "
+                    f"{width}x{height}; all frames must have one size"
+                )
             yield VideoFrame(picture.rgb8(), index, 1 / self.fps)
 
     def close(self) -> None:
@@ -107,13 +110,15 @@ class ImageSequenceSource:
     def __enter__(self) -> ImageSequenceSource:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
-def open_source(spec: str | Path | int, kind: str = "video", *, fps: Fraction | int | str = Fraction(25),
-                realtime: bool = True) -> FrameSource:
+def open_source(
+    spec: str | Path | int, kind: str = "video", *, fps: Fraction | int | str = Fraction(25), realtime: bool = True
+) -> FrameSource:
     """Open the source for an input: `kind` "video" (a file), "sequence" (a folder of numbered
     pictures at `fps`) or "camera" (an index, /dev/videoX, or a file played like a camera; with
     `realtime=False` a file gives every frame instead of the newest). Raises InputError."""

@@ -91,8 +91,15 @@ class VideoReader:
     def clip(self) -> ClipInfo:
         """What a sink needs before the first frame (the FrameSource protocol); audio comes from this file."""
         info = self.info
-        return ClipInfo(info.width, info.height, info.frame_rate, info.time_base, info.frame_count,
-                        audio_from=self.path, name=self.path.name)
+        return ClipInfo(
+            info.width,
+            info.height,
+            info.frame_rate,
+            info.time_base,
+            info.frame_count,
+            audio_from=self.path,
+            name=self.path.name,
+        )
 
     def __enter__(self) -> VideoReader:
         return self
@@ -205,8 +212,13 @@ _ISO_MEDIA = "mov"
 _PROBE_PACKETS = 2000
 
 
-def _estimate_frame_count(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                          first_time: float | None, rate: Fraction | None) -> int | None:
+def _estimate_frame_count(
+    path: Path,
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    first_time: float | None,
+    rate: Fraction | None,
+) -> int | None:
     """The number of frames the decoder will deliver, for a progress bar; None when unknown.
 
     Container durations do not say the same thing everywhere: Matroska and FLV measure from
@@ -283,8 +295,10 @@ def _open_input(path: Path) -> av.container.InputContainer:
 
 def _check_frame_size(path: Path, width: int, height: int) -> None:
     if width * height > MAX_FRAME_PIXELS:
-        raise InputError(f"{path} has {width}x{height} frames ({width * height / 1e6:.0f} MP); videos up to "
-                         f"{MAX_FRAME_PIXELS / 1e6:.0f} MP a frame fit in memory; downscale it first")
+        raise InputError(
+            f"{path} has {width}x{height} frames ({width * height / 1e6:.0f} MP); videos up to "
+            f"{MAX_FRAME_PIXELS / 1e6:.0f} MP a frame fit in memory; downscale it first"
+        )
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:

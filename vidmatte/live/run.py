@@ -100,8 +100,10 @@ class LiveStats:
 
     def summary(self) -> str:
         """One line for the terminal."""
-        text = (f"{self.frames} frames at {self.fps:.1f} fps, {self.dropped_percent:.0f}% of camera frames dropped, "
-                f"latency mean {self.latency_mean_ms:.0f} ms / p95 {self.latency_p95_ms:.0f} ms")
+        text = (
+            f"{self.frames} frames at {self.fps:.1f} fps, {self.dropped_percent:.0f}% of camera frames dropped, "
+            f"latency mean {self.latency_mean_ms:.0f} ms / p95 {self.latency_p95_ms:.0f} ms"
+        )
         if self.output is not None:
             text += f"; recorded {self.recorded} frames to {self.output}"
         if self.snapshots:
@@ -124,11 +126,23 @@ def save_snapshot(rgba: np.ndarray, folder: str | Path, index: int) -> Path:
     return path
 
 
-def run_live(source: CameraSource | CameraSpec, *, engine: MattingEngine, output: str | Path | None = None,
-             background: str = "checker", smooth: float | None = None, window: bool | Display = True,
-             max_frames: int | None = None, overwrite: bool = False, snapshot_dir: str | Path = ".",
-             on_frame: Callable[[LiveFrame], bool | None] | None = None, view: str = "matte",
-             quality: int | None = None, read_timeout: float = 5.0, subject: Selection | None = None) -> LiveStats:
+def run_live(
+    source: CameraSource | CameraSpec,
+    *,
+    engine: MattingEngine,
+    output: str | Path | None = None,
+    background: str = "checker",
+    smooth: float | None = None,
+    window: bool | Display = True,
+    max_frames: int | None = None,
+    overwrite: bool = False,
+    snapshot_dir: str | Path = ".",
+    on_frame: Callable[[LiveFrame], bool | None] | None = None,
+    view: str = "matte",
+    quality: int | None = None,
+    read_timeout: float = 5.0,
+    subject: Selection | None = None,
+) -> LiveStats:
     """Matte a live source until it ends, q/Esc, Ctrl-C, `max_frames`, or `on_frame` returns False.
 
     source: a `CameraSource` (opened here if it is not yet) or what picks one: camera index,
@@ -187,9 +201,18 @@ def run_live(source: CameraSource | CameraSpec, *, engine: MattingEngine, output
         recorder: BackgroundConsumer[tuple[np.ndarray, int | None]] | None = None
         writer: VideoWriter | None = None
         if output is not None:
-            writer = stack.enter_context(open_writer(
-                output, width=width, height=height, frame_rate=None, time_base=TIME_BASE, alpha=True,
-                quality=quality, overwrite=overwrite))
+            writer = stack.enter_context(
+                open_writer(
+                    output,
+                    width=width,
+                    height=height,
+                    frame_rate=None,
+                    time_base=TIME_BASE,
+                    alpha=True,
+                    quality=quality,
+                    overwrite=overwrite,
+                )
+            )
             recorder = stack.enter_context(BackgroundConsumer(_recording(writer), maxsize=2, name="record"))
         state = _LoopState(view=view)
         stop = threading.Event()
@@ -207,8 +230,19 @@ def run_live(source: CameraSource | CameraSpec, *, engine: MattingEngine, output
         rendered: Generator[Rendered, None, None] = iter_pushed(matte, maxsize=1, name="live")
         try:
             with contextlib.closing(rendered):
-                _deliver(rendered, backgrounds, display, recorder, writer.carries_alpha if writer else False,
-                         max_frames, Path(snapshot_dir), on_frame, stats, state, chain.subject)
+                _deliver(
+                    rendered,
+                    backgrounds,
+                    display,
+                    recorder,
+                    writer.carries_alpha if writer else False,
+                    max_frames,
+                    Path(snapshot_dir),
+                    on_frame,
+                    stats,
+                    state,
+                    chain.subject,
+                )
         except (KeyboardInterrupt, Terminated):
             # Ctrl-C, kill, a closed terminal: leave the with block normally, the recording is finished
             stats.stopped_by = "interrupt"
@@ -226,6 +260,7 @@ def run_live(source: CameraSource | CameraSpec, *, engine: MattingEngine, output
 def _recording(writer: VideoWriter) -> Callable[[tuple[np.ndarray, int | None]], None]:
     def write(item: tuple[np.ndarray, int | None]) -> None:
         writer.write(*item)
+
     return write
 
 
@@ -242,10 +277,19 @@ class _LoopState:
     message_until: float = 0.0
 
 
-def _deliver(rendered: Iterator[Rendered], backgrounds: BackgroundCycle, display: Display | None,
-             recorder: BackgroundConsumer | None, record_alpha: bool, max_frames: int | None,
-             snapshot_dir: Path, on_frame: Callable[[LiveFrame], bool | None] | None,
-             stats: LiveStats, state: _LoopState, subject: SubjectGates) -> None:
+def _deliver(
+    rendered: Iterator[Rendered],
+    backgrounds: BackgroundCycle,
+    display: Display | None,
+    recorder: BackgroundConsumer | None,
+    record_alpha: bool,
+    max_frames: int | None,
+    snapshot_dir: Path,
+    on_frame: Callable[[LiveFrame], bool | None] | None,
+    stats: LiveStats,
+    state: _LoopState,
+    subject: SubjectGates,
+) -> None:
     """Show, record and account each matted frame, and act on keys and clicks, until a stop."""
     stats.stopped_by = "end"
     for item in rendered:
@@ -279,8 +323,10 @@ def _deliver(rendered: Iterator[Rendered], backgrounds: BackgroundCycle, display
             latency = delivered - frame.captured
             _account(stats, state, frame, delivered, latency)
 
-            if on_frame is not None and on_frame(LiveFrame(frame.index, frame.captured, rgb, rgba, picture,
-                                                           latency)) is False:
+            if (
+                on_frame is not None
+                and on_frame(LiveFrame(frame.index, frame.captured, rgb, rgba, picture, latency)) is False
+            ):
                 stats.stopped_by = "callback"
                 return
             if key in _QUIT_KEYS:
@@ -339,9 +385,11 @@ def _finish_stats(stats: LiveStats, state: _LoopState) -> None:
 
 
 def _overlay_lines(state: _LoopState, background: str, recording: bool) -> list[str]:
-    lines = [f"{state.fps_smoothed:4.1f} fps  latency {state.latency_smoothed * 1000:4.0f} ms  "
-             f"view {state.view}  bg {Path(background).name if '/' in background else background}"
-             + ("  REC" if recording else "")]
+    lines = [
+        f"{state.fps_smoothed:4.1f} fps  latency {state.latency_smoothed * 1000:4.0f} ms  "
+        f"view {state.view}  bg {Path(background).name if '/' in background else background}"
+        + ("  REC" if recording else "")
+    ]
     if state.message and time.monotonic() < state.message_until:
         lines.append(state.message)
     else:

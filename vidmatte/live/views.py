@@ -22,17 +22,25 @@ VIEWS = ("matte", "original", "alpha")
 BACKGROUNDS = ("checker", "green", "blur", "white", "black")
 
 NO_DISPLAY = "no display available; use --no-window (optionally with -o rec.webm)"
-NO_GUI = ("this OpenCV build has no GUI support (opencv-python-headless); use --no-window "
-          "(optionally with -o rec.webm), or install opencv-python")
+NO_GUI = (
+    "this OpenCV build has no GUI support (opencv-python-headless); use --no-window "
+    "(optionally with -o rec.webm), or install opencv-python"
+)
 
 
 class CheckerBackground:
     """Grey checkerboard, the usual picture of "transparent" (a compose.Background)."""
 
-    def __init__(self, width: int, height: int, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32, square: int = 16) -> None:
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        square: int = 16,
+    ) -> None:
         ys, xs = np.indices((height, width))
-        light = ((ys // square + xs // square) % 2 == 0)
+        light = (ys // square + xs // square) % 2 == 0
         grey = np.where(light, 204, 153).astype(np.float32) / 255
         self.image: Tensor = torch.from_numpy(grey).to(device, dtype).expand(3, height, width)[None].contiguous()
 
@@ -40,8 +48,9 @@ class CheckerBackground:
         return self.image
 
 
-def make_live_background(spec: str, width: int, height: int, device: torch.device | str = "cpu",
-                         dtype: torch.dtype = torch.float32) -> Background:
+def make_live_background(
+    spec: str, width: int, height: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> Background:
     """`'checker'` or anything `compose.make_background` takes (colour, 'blur', image, video)."""
     if spec.strip().lower() in ("checker", "checkerboard", "transparent"):
         return CheckerBackground(width, height, device, dtype)
@@ -118,8 +127,9 @@ def draw_overlay(bgr: np.ndarray, lines: list[str]) -> np.ndarray:
         y += h + base + 6
         band = bgr[top:y, : w + 10]
         band[:] = band // 3  # darken behind the text
-        cv2.putText(bgr, line, (5, y - base - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                    thickness, cv2.LINE_AA)
+        cv2.putText(
+            bgr, line, (5, y - base - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA
+        )
     return bgr
 
 

@@ -82,8 +82,9 @@ class UpsamplingBlock(_HalfRecurrent):
         self.conv = nn.Conv2d(cin + cskip + cimg, cout, 3, padding=1)  # batch norm folded in
         self.gru = ConvGRU(cout // 2)
 
-    def forward(self, x: Tensor, skip: Tensor, img: Tensor, r: Tensor | None,
-                bt: tuple[int, int] | None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, skip: Tensor, img: Tensor, r: Tensor | None, bt: tuple[int, int] | None
+    ) -> tuple[Tensor, Tensor]:
         x = cat_channels([_upsample_to(x, skip), skip, img])
         return self._recur(self.conv(x).relu_(), r, bt)
 
@@ -112,9 +113,19 @@ class RecurrentDecoder(nn.Module):
         self.decode1 = UpsamplingBlock(40, 16, 3, 32)
         self.decode0 = OutputBlock(32, 3, 16)
 
-    def forward(self, img: Tensor, f1: Tensor, f2: Tensor, f3: Tensor, f4: Tensor,
-                r1: Tensor | None, r2: Tensor | None, r3: Tensor | None, r4: Tensor | None,
-                bt: tuple[int, int] | None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def forward(
+        self,
+        img: Tensor,
+        f1: Tensor,
+        f2: Tensor,
+        f3: Tensor,
+        f4: Tensor,
+        r1: Tensor | None,
+        r2: Tensor | None,
+        r3: Tensor | None,
+        r4: Tensor | None,
+        bt: tuple[int, int] | None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         # ceil_mode keeps odd sizes aligned with the 2x upsampling-then-crop above
         s1 = F.avg_pool2d(img, 2, 2, ceil_mode=True, count_include_pad=False)
         s2 = F.avg_pool2d(s1, 2, 2, ceil_mode=True, count_include_pad=False)

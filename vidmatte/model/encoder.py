@@ -49,10 +49,21 @@ def _squeeze_channels(channels: int) -> int:
 class ConvAct(nn.Sequential):
     """Convolution (with folded batch norm) followed by an optional activation."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1,
-                 groups: int = 1, act: str | None = None) -> None:
-        conv = Pointwise(cin, cout) if kernel == 1 and stride == 1 and groups == 1 else \
-            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2 * dilation, dilation, groups)
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        act: str | None = None,
+    ) -> None:
+        conv = (
+            Pointwise(cin, cout)
+            if kernel == 1 and stride == 1 and groups == 1
+            else nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2 * dilation, dilation, groups)
+        )
         layers: list[nn.Module] = [conv]
         if act is not None:
             layers.append(_ACTIVATIONS[act](inplace=True))
@@ -77,8 +88,9 @@ class SqueezeExcite(nn.Module):
 class InvertedResidual(nn.Module):
     """MobileNetV3 bottleneck: expand 1x1, depthwise kxk, optional SE, project 1x1, residual."""
 
-    def __init__(self, cin: int, kernel: int, cexp: int, cout: int, se: bool, act: str,
-                 stride: int, dilation: int) -> None:
+    def __init__(
+        self, cin: int, kernel: int, cexp: int, cout: int, se: bool, act: str, stride: int, dilation: int
+    ) -> None:
         super().__init__()
         self.expand = ConvAct(cin, cexp, 1, act=act) if cexp != cin else nn.Identity()
         self.depthwise = ConvAct(cexp, cexp, kernel, stride, dilation, groups=cexp, act=act)
@@ -116,7 +128,6 @@ class MobileNetV3Encoder(nn.Module):
                 taps.append(x)
         f1, f2, f3, f4 = taps
         return f1, f2, f3, f4
-
 
 
 def _column(*values: float) -> Tensor:

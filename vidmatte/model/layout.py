@@ -42,8 +42,9 @@ def cat_channels(tensors: Sequence[Tensor]) -> Tensor:
     if not is_channels_last(first):
         return torch.cat(list(tensors), 1)
     n, _, h, w = first.shape
-    out = torch.empty((n, sum(t.shape[1] for t in tensors), h, w), dtype=first.dtype, device=first.device,
-                      memory_format=CHANNELS_LAST)
+    out = torch.empty(
+        (n, sum(t.shape[1] for t in tensors), h, w), dtype=first.dtype, device=first.device, memory_format=CHANNELS_LAST
+    )
     return torch.cat(list(tensors), 1, out=out)
 
 

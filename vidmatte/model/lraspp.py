@@ -18,4 +18,3 @@ class LRASPP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(self.branch(x)) * self.gate(F.adaptive_avg_pool2d(x, 1)).sigmoid()
-

@@ -70,8 +70,14 @@ def _decoder_layout(f: Features, nhwc: bool) -> Features:
     """The decoder's inputs laid out NHWC when `nhwc` (`layout`); a no-op for those that are."""
     if not nhwc:
         return f
-    return replace(f, small=channels_last(f.small), f1=channels_last(f.f1), f2=channels_last(f.f2),
-                   f3=channels_last(f.f3), f4=channels_last(f.f4))
+    return replace(
+        f,
+        small=channels_last(f.small),
+        f1=channels_last(f.f1),
+        f2=channels_last(f.f2),
+        f3=channels_last(f.f3),
+        f4=channels_last(f.f4),
+    )
 
 
 class MattingNetwork(nn.Module):
@@ -91,16 +97,28 @@ class MattingNetwork(nn.Module):
         """Whether the convolutions run NHWC on `device`: `channels_last`, or the device's default."""
         return prefers_channels_last(device) if self.channels_last is None else self.channels_last
 
-    def forward(self, src: Tensor, r1: Tensor | None = None, r2: Tensor | None = None,
-                r3: Tensor | None = None, r4: Tensor | None = None,
-                downsample_ratio: float = 1.0) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def forward(
+        self,
+        src: Tensor,
+        r1: Tensor | None = None,
+        r2: Tensor | None = None,
+        r3: Tensor | None = None,
+        r4: Tensor | None = None,
+        downsample_ratio: float = 1.0,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         coarse, r1, r2, r3, r4 = self.coarse(src, r1, r2, r3, r4, downsample_ratio)
         fgr, pha = self.refine(coarse)
         return fgr, pha, r1, r2, r3, r4
 
-    def coarse(self, src: Tensor, r1: Tensor | None = None, r2: Tensor | None = None,
-               r3: Tensor | None = None, r4: Tensor | None = None, downsample_ratio: float = 1.0
-               ) -> tuple[Coarse, Tensor, Tensor, Tensor, Tensor]:
+    def coarse(
+        self,
+        src: Tensor,
+        r1: Tensor | None = None,
+        r2: Tensor | None = None,
+        r3: Tensor | None = None,
+        r4: Tensor | None = None,
+        downsample_ratio: float = 1.0,
+    ) -> tuple[Coarse, Tensor, Tensor, Tensor, Tensor]:
         """The low-resolution part: `encode` then `decode`."""
         return self.decode(self.encode(src, downsample_ratio), r1, r2, r3, r4)
 
@@ -125,8 +143,14 @@ class MattingNetwork(nn.Module):
         features = Features(src_f, small, f1, f2, f3, self.aspp(f4), bt)
         return _decoder_layout(features, nhwc)
 
-    def decode(self, features: Features, r1: Tensor | None = None, r2: Tensor | None = None,
-               r3: Tensor | None = None, r4: Tensor | None = None) -> tuple[Coarse, Tensor, Tensor, Tensor, Tensor]:
+    def decode(
+        self,
+        features: Features,
+        r1: Tensor | None = None,
+        r2: Tensor | None = None,
+        r3: Tensor | None = None,
+        r4: Tensor | None = None,
+    ) -> tuple[Coarse, Tensor, Tensor, Tensor, Tensor]:
         """The recurrent decoder and projection: everything that must run frame after frame."""
         f = _decoder_layout(features, self.uses_channels_last(features.f1.device))
         hid, r1, r2, r3, r4 = self.decoder(f.small, f.f1, f.f2, f.f3, f.f4, r1, r2, r3, r4, f.bt)

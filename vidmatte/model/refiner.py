@@ -29,8 +29,10 @@ class DeepGuidedFilter(nn.Module):
         # a learned 3x3 local mean, shared by all four statistics
         self.box_filter = nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False)
         self.conv = nn.Sequential(
-            nn.Conv2d(4 * 2 + hidden, hidden, 1), nn.ReLU(inplace=True),  # batch norms folded in
-            nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(4 * 2 + hidden, hidden, 1),
+            nn.ReLU(inplace=True),  # batch norms folded in
+            nn.Conv2d(hidden, hidden, 1),
+            nn.ReLU(inplace=True),
             nn.Conv2d(hidden, 4, 1),
         )
 

@@ -59,7 +59,6 @@ def scale_bilinear(x: Tensor, factor: float) -> Tensor:
     return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False, recompute_scale_factor=False)
 
 
-
 def _taps(size: int, out: int, factor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source rows (or columns) and weights of torch's bilinear grid for `scale_factor=factor`."""
     pos = np.maximum((np.arange(out, dtype=np.float32) + np.float32(0.5)) / np.float32(factor) - np.float32(0.5), 0)

@@ -12,5 +12,13 @@ from .chain import StageChain
 from .clip import build_chain, matte_frames, matte_source, matte_video
 from .runner import run_chain
 
-__all__ = ["MatteOptions", "StageChain", "VideoOptions", "build_chain", "matte_frames", "matte_source",
-           "matte_video", "run_chain"]
+__all__ = [
+    "MatteOptions",
+    "StageChain",
+    "VideoOptions",
+    "build_chain",
+    "matte_frames",
+    "matte_source",
+    "matte_video",
+    "run_chain",
+]

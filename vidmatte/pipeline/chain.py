@@ -58,8 +58,17 @@ class StageChain:
     warmup: passes of each shot's first frame that prime the state before it is matted.
     """
 
-    def __init__(self, engine: MattingEngine, plan: RunPlan, output_type: str, background: Background | None = None,
-                 *, smooth: float | None = None, scene_reset: bool = True, warmup: int = 0) -> None:
+    def __init__(
+        self,
+        engine: MattingEngine,
+        plan: RunPlan,
+        output_type: str,
+        background: Background | None = None,
+        *,
+        smooth: float | None = None,
+        scene_reset: bool = True,
+        warmup: int = 0,
+    ) -> None:
         if output_type == "composite" and background is None:
             raise ValueError("a composite needs a background")
         self.engine, self.plan, self.output_type, self.background = engine, plan, output_type, background

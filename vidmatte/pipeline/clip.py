@@ -28,18 +28,35 @@ from .runner import chunks, run_chain
 from .subject import SubjectGates, prefix_gates, selection_of
 
 
-def build_chain(engine: MattingEngine, clip: ClipInfo, output_type: str, options: MatteOptions,
-                reopen: Callable[[], FrameSource] | None = None) -> StageChain:
+def build_chain(
+    engine: MattingEngine,
+    clip: ClipInfo,
+    output_type: str,
+    options: MatteOptions,
+    reopen: Callable[[], FrameSource] | None = None,
+) -> StageChain:
     """The chain for a file-like clip (every frame, in order) with the options' filters and
     subject choice. A choice on a frame after the first needs `reopen` (a fresh source of the
     same clip) for the frames before it."""
-    plan = plan_run(engine, (clip.height, clip.width), smooth=bool(options.smooth), refine=options.video_refine,
-                    chunk_size=options.chunk_size)
+    plan = plan_run(
+        engine,
+        (clip.height, clip.width),
+        smooth=bool(options.smooth),
+        refine=options.video_refine,
+        chunk_size=options.chunk_size,
+    )
     background = None
     if output_type == "composite":
         background = make_background(options.video_background, clip.width, clip.height, engine.device, engine.dtype)
-    chain = StageChain(engine, plan, output_type, background, smooth=options.smooth,
-                       scene_reset=options.scene_reset, warmup=options.warmup)
+    chain = StageChain(
+        engine,
+        plan,
+        output_type,
+        background,
+        smooth=options.smooth,
+        scene_reset=options.scene_reset,
+        warmup=options.warmup,
+    )
     selection = selection_of(options)
     if selection is not None:
         size, fps = (clip.width, clip.height), float(clip.frame_rate or 30)
@@ -62,8 +79,15 @@ def check_video_job(output: str | Path, options: MatteOptions) -> str:
     return output_type
 
 
-def matte_source(source: FrameSource, output: str | Path, *, engine: MattingEngine, options: MatteOptions,
-                 progress: ProgressCallback | None = None, reopen: Callable[[], FrameSource] | None = None) -> Path:
+def matte_source(
+    source: FrameSource,
+    output: str | Path,
+    *,
+    engine: MattingEngine,
+    options: MatteOptions,
+    progress: ProgressCallback | None = None,
+    reopen: Callable[[], FrameSource] | None = None,
+) -> Path:
     """Matte every frame of `source` into `output` (its form follows the name: .webm VP9+alpha,
     .mov ProRes 4444, folder/ PNG sequence, .mp4/.mkv H.264 composite); returns the output path.
 
@@ -76,14 +100,27 @@ def matte_source(source: FrameSource, output: str | Path, *, engine: MattingEngi
     output_type = check_video_job(output, options)
     chain = build_chain(engine, clip, output_type, options, reopen)
     if options.video_refine and not chain.plan.refine_edges:
-        log.warning("note: --refine does nothing here: the network already runs at full resolution on %dx%d "
-                    "frames, with no detail to recover", clip.width, clip.height)
+        log.warning(
+            "note: --refine does nothing here: the network already runs at full resolution on %dx%d "
+            "frames, with no detail to recover",
+            clip.width,
+            clip.height,
+        )
     log.info(describe_run(engine, engine.network_size(clip.height, clip.width), (clip.height, clip.width)))
     done = 0
 
-    with open_writer(output, width=clip.width, height=clip.height, frame_rate=clip.frame_rate,
-                     time_base=clip.time_base, alpha=output_type == "rgba", audio_from=clip.audio_from,
-                     quality=options.quality, overwrite=options.overwrite) as writer:
+    with open_writer(
+        output,
+        width=clip.width,
+        height=clip.height,
+        frame_rate=clip.frame_rate,
+        time_base=clip.time_base,
+        alpha=output_type == "rgba",
+        audio_from=clip.audio_from,
+        quality=options.quality,
+        overwrite=options.overwrite,
+    ) as writer:
+
         def write(rendered: Rendered) -> None:
             nonlocal done
             for picture, frame in zip(rendered.pictures, rendered.frames):
@@ -99,9 +136,14 @@ def matte_source(source: FrameSource, output: str | Path, *, engine: MattingEngi
     return Path(output)
 
 
-def matte_video(source: str | Path, output: str | Path | None = None, *, engine: MattingEngine | None = None,
-                options: MatteOptions | None = None, progress: ProgressCallback | None = None,
-                ) -> Path:
+def matte_video(
+    source: str | Path,
+    output: str | Path | None = None,
+    *,
+    engine: MattingEngine | None = None,
+    options: MatteOptions | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
     """Matte a video file into `output` (default `<stem>_matte.webm`); returns the output path.
 
     See `matte_source`. `engine` defaults to a new `MattingEngine` for the options' device.
@@ -115,8 +157,9 @@ def matte_video(source: str | Path, output: str | Path | None = None, *, engine:
         raise OutputError(f"output {spec} is the input itself; choose another -o")
     with VideoReader(source) as reader:
         engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
-        matte_source(reader, spec, engine=engine, options=options, progress=progress,
-                     reopen=lambda: VideoReader(source))
+        matte_source(
+            reader, spec, engine=engine, options=options, progress=progress, reopen=lambda: VideoReader(source)
+        )
     return Path(spec)
 
 

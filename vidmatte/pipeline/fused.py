@@ -117,6 +117,6 @@ class FusedRenderer:
         u8 = self._buffer("u8", (out.shape[-1], BAND_ROWS, width), torch.uint8)[:, :rows]
         start = 0
         for p in planes:
-            u8[start:start + p.shape[0]].copy_(p)
+            u8[start : start + p.shape[0]].copy_(p)
             start += p.shape[0]
         cv2.merge([p.numpy() for p in u8], dst=out)

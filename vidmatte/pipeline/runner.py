@@ -46,11 +46,15 @@ def run_chain(frames: Iterable[VideoFrame], chain: StageChain, sink: Sink) -> in
     plan = chain.plan
     chain.reset()
     done = 0
+
     def finish(chunk: Chunk) -> None:
         deliver(chain.finish(chunk))
 
-    with applied(plan), _maybe_in_background(sink, plan.separate_encoder, plan.queue, "encode") as deliver, \
-            BackgroundConsumer(finish, maxsize=plan.queue, name="render") as render:
+    with (
+        applied(plan),
+        _maybe_in_background(sink, plan.separate_encoder, plan.queue, "encode") as deliver,
+        BackgroundConsumer(finish, maxsize=plan.queue, name="render") as render,
+    ):
         prepared: Generator[Prepared, None, None] = (chain.front(c) for c in chunks(frames, plan.chunk_size))
         if plan.read_ahead:
             prepared = background_iter(prepared, maxsize=plan.queue, name="decode")
@@ -65,8 +69,9 @@ def run_chain(frames: Iterable[VideoFrame], chain: StageChain, sink: Sink) -> in
 
 
 @contextmanager
-def _maybe_in_background(consume: Callable[[T], None], wanted: bool, queue: int, name: str
-                         ) -> Iterator[Callable[[T], None]]:
+def _maybe_in_background(
+    consume: Callable[[T], None], wanted: bool, queue: int, name: str
+) -> Iterator[Callable[[T], None]]:
     """What to call with each item: `consume` itself, or when `wanted` the `put` of a
     BackgroundConsumer running it on a thread of its own."""
     if not wanted:

@@ -123,16 +123,24 @@ class SubjectGates:
             return
         if self.tracker is not None:
             self._reports.extend(self.tracker.report())
-        self.tracker = self._new(Selection(selection.points, selection.boxes, selection.mask, selection.mask_name,
-                                           selection.largest, self._index))
+        self.tracker = self._new(
+            Selection(
+                selection.points, selection.boxes, selection.mask, selection.mask_name, selection.largest, self._index
+            )
+        )
 
     def report(self) -> list[str]:
         """What was chosen and why, and what happened to the choice: lines for the closing summary."""
         return self._reports + (self.tracker.report() if self.tracker is not None else [])
 
 
-def prefix_gates(open_source: Callable[[], FrameSource], chain: StageChain, selection: Selection,
-                 frame_size: tuple[int, int], fps: float) -> SubjectGates:
+def prefix_gates(
+    open_source: Callable[[], FrameSource],
+    chain: StageChain,
+    selection: Selection,
+    frame_size: tuple[int, int],
+    fps: float,
+) -> SubjectGates:
     """Gates for a choice on frame N > 0: a low-resolution pass over frames 0..N of a fresh source
     through `chain`'s recurrent stage (the real run's, so the same alphas; the chain is reset
     before and after), the choice on N, then frames N-1..0 tracked backward. Keeps about 0.6 MB
@@ -151,15 +159,15 @@ def prefix_gates(open_source: Callable[[], FrameSource], chain: StageChain, sele
                     cuts.add(len(alphas))
                 for i in range(len(chunk)):
                     alphas.append((chunk.coarse.y[i, 3].float().clamp(0, 1) * 255).round().byte().cpu().numpy())
-                    pictures.append((chunk.coarse.small[i].float().clamp(0, 1) * 255).round().byte()
-                                    .permute(1, 2, 0).cpu().numpy())
+                    pictures.append(
+                        (chunk.coarse.small[i].float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+                    )
             if len(alphas) > last:
                 break
     chain.reset()
     if len(alphas) <= last:
         selection.check_frame_count(len(alphas))  # raises: the clip ends before the chosen frame
     tracker = SubjectTracker(selection, frame_size, fps=fps)
-    chosen = tracker.update(alphas[last].astype(np.float32) / 255, pictures[last], new_shot=last in cuts,
-                            index=last)
+    chosen = tracker.update(alphas[last].astype(np.float32) / 255, pictures[last], new_shot=last in cuts, index=last)
     before = track_backward(tracker, [a.astype(np.float32) / 255 for a in alphas[:last]], pictures[:last], cuts)
     return SubjectGates(selection, frame_size, fps, prefix=[*before, chosen], tracker=tracker)

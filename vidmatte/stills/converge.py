@@ -61,8 +61,9 @@ class StillResult:
     small_rgb: np.ndarray | None = None
 
 
-def still_scale(height: int, width: int, pixels: int = STILL_PIXELS, min_side: int = MIN_NETWORK_SIDE,
-                detail: int = 1) -> float:
+def still_scale(
+    height: int, width: int, pixels: int = STILL_PIXELS, min_side: int = MIN_NETWORK_SIDE, detail: int = 1
+) -> float:
     """Network size / picture size for still mode: about `pixels` pixels, never enlarged unless
     the longest side would be under `min_side`.
 
@@ -98,9 +99,14 @@ def network_input(rgb: np.ndarray, scale: float, device: torch.device, dtype: to
 
 
 @torch.inference_mode()
-def converge_coarse(engine: MattingEngine, small: Tensor, max_passes: int = DEFAULT_MAX_PASSES,
-                    tol: float = DEFAULT_TOL, state: RecurrentState = EMPTY_STATE,
-                    progress: ProgressCallback | None = None) -> tuple[Coarse, int, float]:
+def converge_coarse(
+    engine: MattingEngine,
+    small: Tensor,
+    max_passes: int = DEFAULT_MAX_PASSES,
+    tol: float = DEFAULT_TOL,
+    state: RecurrentState = EMPTY_STATE,
+    progress: ProgressCallback | None = None,
+) -> tuple[Coarse, int, float]:
     """Run the recurrent half on the same network-size picture until its alpha settles.
 
     Stops after the first pass whose low-resolution alpha differs from the previous pass's by
@@ -125,8 +131,9 @@ def converge_coarse(engine: MattingEngine, small: Tensor, max_passes: int = DEFA
     return coarse, passes, change
 
 
-def converge(engine: MattingEngine, rgb: np.ndarray, max_passes: int = DEFAULT_MAX_PASSES,
-             tol: float = DEFAULT_TOL) -> Matte:
+def converge(
+    engine: MattingEngine, rgb: np.ndarray, max_passes: int = DEFAULT_MAX_PASSES, tol: float = DEFAULT_TOL
+) -> Matte:
     """The converged matte of one uint8 RGB picture with the engine's own ratio and resampling.
 
     The plain form: same processing as a video frame, just repeated until alpha settles.
@@ -145,9 +152,17 @@ def converge(engine: MattingEngine, rgb: np.ndarray, max_passes: int = DEFAULT_M
 
 
 @torch.inference_mode()
-def matte_still(engine: MattingEngine, rgb: np.ndarray, *, max_passes: int = DEFAULT_MAX_PASSES,
-                tol: float = DEFAULT_TOL, scale: float | None = None, flip: bool = False,
-                detail: int | None = None, progress: ProgressCallback | None = None) -> StillResult:
+def matte_still(
+    engine: MattingEngine,
+    rgb: np.ndarray,
+    *,
+    max_passes: int = DEFAULT_MAX_PASSES,
+    tol: float = DEFAULT_TOL,
+    scale: float | None = None,
+    flip: bool = False,
+    detail: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> StillResult:
     """Still-mode matte of one RGB picture (uint8 or uint16 `(H,W,3)`).
 
     `scale` is network size / picture size; None means the engine's fixed downsample ratio if it
@@ -160,8 +175,11 @@ def matte_still(engine: MattingEngine, rgb: np.ndarray, *, max_passes: int = DEF
     if detail is None:
         detail = detail_factor(rgb)
     if scale is None:
-        scale = (still_scale(height, width, detail=detail) if engine.downsample_ratio == "auto"
-                 else float(engine.downsample_ratio))
+        scale = (
+            still_scale(height, width, detail=detail)
+            if engine.downsample_ratio == "auto"
+            else float(engine.downsample_ratio)
+        )
     small = network_input(rgb, scale, engine.device, engine.dtype)
     coarse, passes, change = converge_coarse(engine, small, max_passes, tol, progress=progress)
     ab = engine.guided_coefficients(coarse)
@@ -177,8 +195,9 @@ def matte_still(engine: MattingEngine, rgb: np.ndarray, *, max_passes: int = DEF
     return StillResult(alpha, foreground, passes, change, scale, detail, small_alpha, small_rgb)
 
 
-def refine_in_strips(ab: Tensor, rgb: np.ndarray, strip_pixels: int = STRIP_PIXELS,
-                     progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray]:
+def refine_in_strips(
+    ab: Tensor, rgb: np.ndarray, strip_pixels: int = STRIP_PIXELS, progress: ProgressCallback | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The guided filter's full-resolution step, a strip of rows at a time.
 
     Same result as the network's own refine (bilinear upsampling of the coefficients, then

@@ -31,9 +31,16 @@ def check_image_job(target: str | Path, options: MatteOptions) -> str:
     return output_type
 
 
-def matte_image(source: str | Path, output: str | Path | None = None, *, engine: MattingEngine | None = None,
-                options: MatteOptions | None = None, progress: ProgressCallback | None = None,
-                flip: bool = False, picture: Picture | None = None) -> Path:
+def matte_image(
+    source: str | Path,
+    output: str | Path | None = None,
+    *,
+    engine: MattingEngine | None = None,
+    options: MatteOptions | None = None,
+    progress: ProgressCallback | None = None,
+    flip: bool = False,
+    picture: Picture | None = None,
+) -> Path:
     """Matte one image file into `output` (default `<stem>_matte.png`); returns the output path.
 
     The output's form follows its name: .png / .webp (lossless) carry RGBA (predicted foreground
@@ -61,16 +68,33 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, engine:
         selection.check_frame(picture.width, picture.height)  # a point outside, a mask of another size
     engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
     detail = detail_factor(picture.rgb)
-    scale = still_scale(picture.height, picture.width, detail=detail) if engine.downsample_ratio == "auto" \
+    scale = (
+        still_scale(picture.height, picture.width, detail=detail)
+        if engine.downsample_ratio == "auto"
         else float(engine.downsample_ratio)
+    )
     size = (picture.height, picture.width)
     log.info(describe_run(engine, network_input_size(*size, scale), size, "(still mode)"))
-    result = matte_still(engine, picture.rgb, max_passes=options.passes, tol=options.tol, scale=scale, flip=flip,
-                         detail=detail, progress=progress)
+    result = matte_still(
+        engine,
+        picture.rgb,
+        max_passes=options.passes,
+        tol=options.tol,
+        scale=scale,
+        flip=flip,
+        detail=detail,
+        progress=progress,
+    )
     if options.still_refine:
         # in place on the result's arrays: no full-size copies of a large picture
-        refine_still(picture.rgb, result.alpha, result.foreground, network_scale=result.scale, detail=result.detail,
-                     progress=progress)
+        refine_still(
+            picture.rgb,
+            result.alpha,
+            result.foreground,
+            network_scale=result.scale,
+            detail=result.detail,
+            progress=progress,
+        )
     if selection is not None:  # last: the refinement saw everyone, nobody else is left
         assert result.small_alpha is not None and result.small_rgb is not None
         gate, report = still_gate(result.small_alpha, result.small_rgb, selection, (picture.width, picture.height))
@@ -80,13 +104,19 @@ def matte_image(source: str | Path, output: str | Path | None = None, *, engine:
     alpha = result.alpha
     if picture.alpha is not None:
         alpha *= picture.alpha.astype(np.float32) / picture.peak  # transparent in the file stays so
-    image = render_still(picture, result, alpha, output_type, options.video_background,
-                         deep=image_format(target).deep)
+    image = render_still(picture, result, alpha, output_type, options.video_background, deep=image_format(target).deep)
     return write_image(target, image, overwrite=options.overwrite)
 
 
-def render_still(picture: Picture, result: StillResult, alpha: np.ndarray, output_type: str,
-                 background: str = "green", *, deep: bool = True) -> np.ndarray:
+def render_still(
+    picture: Picture,
+    result: StillResult,
+    alpha: np.ndarray,
+    output_type: str,
+    background: str = "green",
+    *,
+    deep: bool = True,
+) -> np.ndarray:
     """The output picture: `(H,W,4)` rgba, `(H,W)` alpha, `(H,W,3)` foreground or composite;
     uint16 when the input was 16-bit and `deep`, else uint8."""
     peak, dtype = (65535, np.uint16) if picture.depth == 16 and deep else (255, np.uint8)

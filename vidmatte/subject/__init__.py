@@ -28,5 +28,16 @@ from .selection import Selection, load_mask, parse_box, parse_point
 from .still import still_gate
 from .tracker import SubjectTracker, track_backward
 
-__all__ = ["Selection", "SubjectTracker", "gate_alpha", "gate_coefficients", "load_mask", "parse_box",
-           "parse_point", "still_gate", "track_backward", "track_coarse", "upsample_gate"]
+__all__ = [
+    "Selection",
+    "SubjectTracker",
+    "gate_alpha",
+    "gate_coefficients",
+    "load_mask",
+    "parse_box",
+    "parse_point",
+    "still_gate",
+    "track_backward",
+    "track_coarse",
+    "upsample_gate",
+]

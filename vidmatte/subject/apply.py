@@ -24,8 +24,9 @@ from ..model.resample import resize_bilinear
 Gate = np.ndarray | Tensor
 
 
-def track_coarse(tracker, coarse, new_shots: Sequence[bool] | None = None,
-                 first_index: int | None = None) -> list[np.ndarray]:
+def track_coarse(
+    tracker, coarse, new_shots: Sequence[bool] | None = None, first_index: int | None = None
+) -> list[np.ndarray]:
     """`tracker.update` for each frame of a chunk of `Matter.step_coarse` output, in order.
 
     coarse: the `Coarse` of T frames (its `y[:, 3]` is the low-resolution alpha, `small` the
@@ -53,8 +54,12 @@ def _stack(gates: Gate | Sequence[Gate], device: torch.device, dtype: torch.dtyp
     return g[:, None].to(device=device, dtype=dtype)
 
 
-def upsample_gate(gate: Gate | Sequence[Gate], size: tuple[int, int], device: torch.device | str = "cpu",
-                  dtype: torch.dtype = torch.float32) -> Tensor:
+def upsample_gate(
+    gate: Gate | Sequence[Gate],
+    size: tuple[int, int],
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
     """`[T,1,H,W]` gate at full resolution `size` = (H, W), on the guided filter's sampling grid."""
     g = _stack(gate, torch.device(device), torch.float32 if torch.device(device).type == "cpu" else dtype)
     return resize_bilinear(g, size).clamp_(0.0, 1.0).to(dtype)

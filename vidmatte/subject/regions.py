@@ -42,8 +42,10 @@ def grown_box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
     if box is None:
         return None
     h, w = mask.shape
-    return (slice(max(box[1] - margin, 0), min(box[3] + margin, h)),
-            slice(max(box[0] - margin, 0), min(box[2] + margin, w)))
+    return (
+        slice(max(box[1] - margin, 0), min(box[3] + margin, h)),
+        slice(max(box[0] - margin, 0), min(box[2] + margin, w)),
+    )
 
 
 def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -111,8 +113,9 @@ def fill_nearest(labels: np.ndarray, where: np.ndarray) -> np.ndarray:
         return labels
     box = grown_box(missing | (labels != 0), 0)
     part = labels[box]
-    _, nearest = cv2.distanceTransformWithLabels((part == 0).astype(np.uint8), cv2.DIST_L2, 3,
-                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    _, nearest = cv2.distanceTransformWithLabels(
+        (part == 0).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+    )
     # nearest: for each pixel, the index (1-based, in scan order) of its nearest zero-distance pixel
     seeds = part[part != 0]
     out = labels.copy()

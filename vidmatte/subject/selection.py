@@ -59,7 +59,9 @@ def load_mask(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"subject mask {path} does not exist" if not path.exists() else f"subject mask {path} is not a file")
+        raise InputError(
+            f"subject mask {path} does not exist" if not path.exists() else f"subject mask {path} is not a file"
+        )
     data = np.fromfile(str(path), np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
@@ -106,8 +108,13 @@ class Selection:
             raise InputError("a subject selection needs a point, a box, a mask or 'largest'")
 
     @classmethod
-    def parse(cls, subjects: Iterable[str] = (), boxes: Iterable[str] = (), mask: str | Path | np.ndarray | None = None,
-              frame: int = 0) -> Selection | None:
+    def parse(
+        cls,
+        subjects: Iterable[str] = (),
+        boxes: Iterable[str] = (),
+        mask: str | Path | np.ndarray | None = None,
+        frame: int = 0,
+    ) -> Selection | None:
         """From the command line's strings: `--subject` values (`X,Y` or `largest`, repeatable),
         `--subject-box` values, `--subject-mask` (a path, or an array from Python) and
         `--subject-frame`. None when nothing is selected (matte everyone, as without the options)."""
@@ -141,7 +148,9 @@ class Selection:
         where = f"the {width}x{height} picture"
         for x, y in self.points:
             if not (0 <= x < width and 0 <= y < height):
-                raise InputError(f"--subject {_fmt(x)},{_fmt(y)} is outside {where} (x 0..{width - 1}, y 0..{height - 1})")
+                raise InputError(
+                    f"--subject {_fmt(x)},{_fmt(y)} is outside {where} (x 0..{width - 1}, y 0..{height - 1})"
+                )
         for x0, y0, x1, y1 in self.boxes:
             if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
                 raise InputError(f"--subject-box {_fmt(x0)},{_fmt(y0)},{_fmt(x1)},{_fmt(y1)} is outside {where}")
@@ -149,16 +158,19 @@ class Selection:
             mh, mw = self.mask.shape[:2]
             if (mw, mh) != (width, height):
                 hint = " (rotated?)" if (mh, mw) == (width, height) else ""
-                raise InputError(f"subject {self.mask_name} is {mw}x{mh} but the frame is {width}x{height}{hint}; "
-                                 "the mask must have the frame's size")
+                raise InputError(
+                    f"subject {self.mask_name} is {mw}x{mh} but the frame is {width}x{height}{hint}; "
+                    "the mask must have the frame's size"
+                )
             if not self.mask.any():
                 raise InputError(f"subject {self.mask_name} is empty: no white (or opaque) pixels")
 
     def check_frame_count(self, frames: int) -> None:
         """InputError when the clip has no frame `frame` (it has `frames` frames)."""
         if self.frame >= frames:
-            raise InputError(f"--subject-frame {self.frame} but the clip has {frames} frame{'s' * (frames != 1)} "
-                             f"(0..{frames - 1})")
+            raise InputError(
+                f"--subject-frame {self.frame} but the clip has {frames} frame{'s' * (frames != 1)} (0..{frames - 1})"
+            )
 
     def describe(self) -> str:
         """The selection as the user gave it, for messages."""
@@ -172,4 +184,3 @@ class Selection:
 
 def _fmt(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:g}"
-

@@ -8,8 +8,9 @@ from .selection import Selection
 from .tracker import SubjectTracker
 
 
-def still_gate(alpha: np.ndarray, picture: np.ndarray, selection: Selection, frame_size: tuple[int, int]
-               ) -> tuple[np.ndarray, list[str]]:
+def still_gate(
+    alpha: np.ndarray, picture: np.ndarray, selection: Selection, frame_size: tuple[int, int]
+) -> tuple[np.ndarray, list[str]]:
     """Gate `(h,w)` float32 for one picture, and the report lines saying who was chosen.
 
     alpha: the network's alpha `(h,w)` in 0..1 at the size it ran at (still mode's converged
@@ -18,9 +19,11 @@ def still_gate(alpha: np.ndarray, picture: np.ndarray, selection: Selection, fra
     Raises a one-line InputError for a point on the background, an empty box, a mask of the
     wrong size.
     """
-    tracker = SubjectTracker(Selection(selection.points, selection.boxes, selection.mask, selection.mask_name,
-                                       selection.largest, 0), frame_size,
-                             place="in the picture")
+    tracker = SubjectTracker(
+        Selection(selection.points, selection.boxes, selection.mask, selection.mask_name, selection.largest, 0),
+        frame_size,
+        place="in the picture",
+    )
     gate = tracker.update(alpha, picture)
     lines = tracker.report() or [f"subject: nobody found for {selection.describe()}"]
     return gate, lines

@@ -124,8 +124,15 @@ class SubjectTracker:
     mask with no person raises a one-line `InputError`. `largest` waits for the first person.
     """
 
-    def __init__(self, selection: Selection, frame_size: tuple[int, int], *, fps: float = 30.0,
-                 memory: float = 3.0, place: str | None = None) -> None:
+    def __init__(
+        self,
+        selection: Selection,
+        frame_size: tuple[int, int],
+        *,
+        fps: float = 30.0,
+        memory: float = 3.0,
+        place: str | None = None,
+    ) -> None:
         width, height = int(frame_size[0]), int(frame_size[1])
         selection.check_frame(width, height)
         self.selection = selection
@@ -155,8 +162,13 @@ class SubjectTracker:
         self._events.clear()
         self._kept_out: set[int] = set()
 
-    def update(self, alpha: np.ndarray | Tensor, small_rgb: np.ndarray | Tensor, new_shot: bool = False,
-               index: int | None = None) -> np.ndarray:
+    def update(
+        self,
+        alpha: np.ndarray | Tensor,
+        small_rgb: np.ndarray | Tensor,
+        new_shot: bool = False,
+        index: int | None = None,
+    ) -> np.ndarray:
         """The gate `(h,w)` float32 for the next frame.
 
         alpha: the network's low-resolution alpha `(h,w)` (or `(1,h,w)`) in 0..1; small_rgb: the
@@ -192,8 +204,22 @@ class SubjectTracker:
         other = SubjectTracker.__new__(SubjectTracker)
         other.__dict__.update(self.__dict__)
         sign = -1.0 if reverse else 1.0
-        other._tracks = {k: _Track(t.id, t.selected, t.template.copy(), t.offset.copy(), sign * t.velocity,
-                                   t.lost, t.seen, t.peak, t.first, t.last, t.occluded) for k, t in self._tracks.items()}
+        other._tracks = {
+            k: _Track(
+                t.id,
+                t.selected,
+                t.template.copy(),
+                t.offset.copy(),
+                sign * t.velocity,
+                t.lost,
+                t.seen,
+                t.peak,
+                t.first,
+                t.last,
+                t.occluded,
+            )
+            for k, t in self._tracks.items()
+        }
         other._order = dict(self._order)
         other._events = []
         other._kept_out = set(self._kept_out)
@@ -213,8 +239,10 @@ class SubjectTracker:
         lines = list(self._events)
         others = len(self._kept_out)
         if others:
-            lines.append(f"{others} other {'person was' if others == 1 else 'people were'} kept out while the "
-                         "subject was followed")
+            lines.append(
+                f"{others} other {'person was' if others == 1 else 'people were'} kept out while the "
+                "subject was followed"
+            )
         return lines
 
     # ---- choosing ----------------------------------------------------------------------------
@@ -241,13 +269,18 @@ class SubjectTracker:
         for box in sel.boxes:
             region = np.zeros(a.shape, bool)
             x0, y0, x1, y1 = box
-            region[max(int(np.floor(y0 * sy)), 0):int(np.ceil(y1 * sy)), max(int(np.floor(x0 * sx)), 0):int(np.ceil(x1 * sx))] = True
+            region[
+                max(int(np.floor(y0 * sy)), 0) : int(np.ceil(y1 * sy)),
+                max(int(np.floor(x0 * sx)), 0) : int(np.ceil(x1 * sx)),
+            ] = True
             found = self._components_in(region, comp, areas, whole_share=0.6, splits=splits)
             if not found:
                 raise InputError(f"no person in --subject-box {','.join(_fmt(v) for v in box)} {frame}")
             chosen |= found
         if sel.mask is not None:
-            region = cv2.resize(sel.mask.astype(np.float32), (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA) >= 0.5
+            region = (
+                cv2.resize(sel.mask.astype(np.float32), (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA) >= 0.5
+            )
             found = self._components_in(region, comp, areas, whole_share=0.8, splits=splits)
             if not found:
                 raise InputError(f"no person inside subject {sel.mask_name} {frame}")
@@ -266,7 +299,7 @@ class SubjectTracker:
         diag = float(np.hypot(h, w))
         radius = 0.04 * diag if a[py, px] >= SOFT else max(2.0, 0.005 * diag)
         r = int(np.ceil(radius))
-        ys, xs = np.nonzero(core[max(py - r, 0):py + r + 1, max(px - r, 0):px + r + 1])
+        ys, xs = np.nonzero(core[max(py - r, 0) : py + r + 1, max(px - r, 0) : px + r + 1])
         if ys.size == 0:
             return 0
         d = np.hypot(ys + max(py - r, 0) - py, xs + max(px - r, 0) - px)
@@ -282,8 +315,13 @@ class SubjectTracker:
         return f" (the nearest person is around {int(xs[i] / sx)},{int(ys[i] / sy)})"
 
     @staticmethod
-    def _components_in(region: np.ndarray, comp: np.ndarray, areas: np.ndarray, whole_share: float,
-                       splits: list[tuple[int, np.ndarray]]) -> set[int]:
+    def _components_in(
+        region: np.ndarray,
+        comp: np.ndarray,
+        areas: np.ndarray,
+        whole_share: float,
+        splits: list[tuple[int, np.ndarray]],
+    ) -> set[int]:
         """Components mostly inside `region` (a box or mask); a component that `region` covers
         only in part but that fills much of it is a person touching others: split at `region`."""
         inside = np.bincount(comp[region], minlength=len(areas))
@@ -309,8 +347,17 @@ class SubjectTracker:
         why = f"the largest person {self._place or f'on frame {self._index}'} ({share:.0%} of the picture)"
         return self._start(rgb, core, soft, n, comp, {c}, [], why=why)
 
-    def _start(self, rgb: np.ndarray, core: np.ndarray, soft: np.ndarray, n: int, comp: np.ndarray,
-               chosen: set[int], splits: list[tuple[int, np.ndarray]], why: str) -> np.ndarray:
+    def _start(
+        self,
+        rgb: np.ndarray,
+        core: np.ndarray,
+        soft: np.ndarray,
+        n: int,
+        comp: np.ndarray,
+        chosen: set[int],
+        splits: list[tuple[int, np.ndarray]],
+        why: str,
+    ) -> np.ndarray:
         """Tracks for every core component of this frame, `chosen` ones selected."""
         markers = np.zeros(core.shape, np.int32)
         selected_ids: set[int] = set()
@@ -345,7 +392,9 @@ class SubjectTracker:
         self._tracks = {}
         for tid in np.unique(markers[markers > 0]):
             mask = labels == tid
-            self._tracks[int(tid)] = _Track(int(tid), int(tid) in selected_ids, mask, first=self._index, last=self._index)
+            self._tracks[int(tid)] = _Track(
+                int(tid), int(tid) in selected_ids, mask, first=self._index, last=self._index
+            )
         self._state = "track"
         note = ""
         if splits:
@@ -365,8 +414,9 @@ class SubjectTracker:
         self._tracks, self._order = {}, {}
         self._grey = self._half = None
         if self._last_subject is not None and self._last_subject.shape != core.shape:
-            self._last_subject = cv2.resize(self._last_subject.astype(np.uint8), (core.shape[1], core.shape[0]),
-                                            interpolation=cv2.INTER_NEAREST).astype(bool)
+            self._last_subject = cv2.resize(
+                self._last_subject.astype(np.uint8), (core.shape[1], core.shape[0]), interpolation=cv2.INTER_NEAREST
+            ).astype(bool)
         if self.selection.largest:
             self._events.append(f"frame {self._index}: hard cut, choosing the largest person again")
             return self._pick_largest(rgb, core, soft)
@@ -390,13 +440,22 @@ class SubjectTracker:
                     chosen.add(c)
                     best = max(best, score)
         if chosen:
-            return self._start(rgb, core, soft, n, comp, chosen, [],
-                               why=f"hard cut at frame {self._index}: the person where it was before "
-                                   f"({best:.0%} overlap)")
+            return self._start(
+                rgb,
+                core,
+                soft,
+                n,
+                comp,
+                chosen,
+                [],
+                why=f"hard cut at frame {self._index}: the person where it was before ({best:.0%} overlap)",
+            )
         passed = (self._index - self._wait_until) * self._step >= 0
         if passed:
-            self._events.append(f"frame {self._index}: after the hard cut nobody appeared where the subject "
-                                "was; the matte stays empty in this shot")
+            self._events.append(
+                f"frame {self._index}: after the hard cut nobody appeared where the subject "
+                "was; the matte stays empty in this shot"
+            )
             self._state = "lost"
         else:
             self._state = "wait-refind"
@@ -404,8 +463,9 @@ class SubjectTracker:
 
     # ---- tracking ----------------------------------------------------------------------------
 
-    def _propagate(self, grey: np.ndarray, rgb: np.ndarray, a: np.ndarray, core: np.ndarray,
-                   soft: np.ndarray) -> np.ndarray:
+    def _propagate(
+        self, grey: np.ndarray, rgb: np.ndarray, a: np.ndarray, core: np.ndarray, soft: np.ndarray
+    ) -> np.ndarray:
         if self._state == "lost" or not self._tracks:
             return np.zeros(core.shape, np.int32)  # nobody to follow: the gate is empty until a cut
         tracks = list(self._tracks.values())
@@ -473,8 +533,9 @@ class SubjectTracker:
                 lab = labels[box]
                 others = (lab > 0) & (lab != tid)
                 if others.any():
-                    dist, nearest = cv2.distanceTransformWithLabels((~others).astype(np.uint8), cv2.DIST_L2, 3,
-                                                                    labelType=cv2.DIST_LABEL_PIXEL)
+                    dist, nearest = cv2.distanceTransformWithLabels(
+                        (~others).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+                    )
                     close = stray[box] & (dist <= STRAY_NEAR)
                     if close.any():
                         out[box][close] = lab[others][nearest[close] - 1]
@@ -516,21 +577,27 @@ class SubjectTracker:
             mask = np.ascontiguousarray(np.dstack([inner[y0:y1, x0:x1], outer[y0:y1, x0:x1]]).astype(np.float32))
             gx, gy = (int(np.clip(round(v / 2), -MAX_STEP, MAX_STEP)) for v in t.velocity)
             wy0, wx0 = y0 + gy - SEARCH + pad, x0 + gx - SEARCH + pad
-            window = cur[wy0:wy0 + (y1 - y0) + 2 * SEARCH, wx0:wx0 + (x1 - x0) + 2 * SEARCH]
+            window = cur[wy0 : wy0 + (y1 - y0) + 2 * SEARCH, wx0 : wx0 + (x1 - x0) + 2 * SEARCH]
             cost = cv2.matchTemplate(window, tmpl, cv2.TM_SQDIFF, mask=mask)
             my, mx = np.unravel_index(int(np.argmin(cost)), cost.shape)
             dx, dy = _subpixel(cost, int(mx), int(my))
             measured = 2.0 * np.array([gx + mx + dx - SEARCH, gy + my + dy - SEARCH])
             t.velocity = t.velocity + weight * (measured - t.velocity)
 
-    def _contests(self, tracks: list[_Track], claims: dict[int, np.ndarray], count: np.ndarray,
-                  owner: np.ndarray, grey: np.ndarray) -> None:
+    def _contests(
+        self,
+        tracks: list[_Track],
+        claims: dict[int, np.ndarray],
+        count: np.ndarray,
+        owner: np.ndarray,
+        grey: np.ndarray,
+    ) -> None:
         """Pixels two predictions claim: to the one whose motion explains the picture there
         (this frame against the last one moved by each one's velocity), else to the one in front."""
         if not (count >= 2).any():
             return
         for i, ti in enumerate(tracks):
-            for tj in tracks[i + 1:]:
+            for tj in tracks[i + 1 :]:
                 both = claims[ti.id] & claims[tj.id]
                 if not both.any():
                     continue
@@ -563,8 +630,13 @@ class SubjectTracker:
         err = []
         for t in (ti, tj):
             m = np.array([[1, 0, x0 - t.velocity[0]], [0, 1, y0 - t.velocity[1]]], np.float32)
-            prev = cv2.warpAffine(self._grey, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                  borderMode=cv2.BORDER_REPLICATE)
+            prev = cv2.warpAffine(
+                self._grey,
+                m,
+                (x1 - x0, y1 - y0),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
             err.append(cv2.blur(np.abs(cur - prev), (5, 5)))
         d = err[1] - err[0]
         return np.where(d > PHOTO_MARGIN, 1, np.where(d < -PHOTO_MARGIN, -1, 0)).astype(np.int8)
@@ -664,8 +736,9 @@ class SubjectTracker:
         self._order = {k: v for k, v in self._order.items() if t.id not in k}
         if t.selected and not any(s.selected for s in self._tracks.values()):
             if self._step > 0:
-                self._events.append(f"frame {t.last}: the subject was last seen ({how}); the matte is empty "
-                                    "after it until a hard cut")
+                self._events.append(
+                    f"frame {t.last}: the subject was last seen ({how}); the matte is empty after it until a hard cut"
+                )
             elif how == "left the picture":
                 self._events.append(f"frames before {t.last}: the subject was not in the picture yet")
             else:
@@ -709,8 +782,9 @@ def _group_pieces(comp: np.ndarray, n: int, soft: np.ndarray, keep: set[int]) ->
     if not small:
         return owner
     seeds = np.isin(comp, large)
-    _, nearest = cv2.distanceTransformWithLabels((~seeds).astype(np.uint8), cv2.DIST_L2, 3,
-                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    _, nearest = cv2.distanceTransformWithLabels(
+        (~seeds).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+    )
     seed_comp = comp[seeds]
     for c in small:
         ys, xs = np.nonzero(comp == c)
@@ -733,6 +807,7 @@ def _half_planes(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def _subpixel(cost: np.ndarray, x: int, y: int) -> tuple[float, float]:
     """Offset of a cost minimum from (x, y) by a parabola through it and its neighbours."""
+
     def vertex(a: float, b: float, c: float) -> float:
         den = a - 2 * b + c
         return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den > 0 else 0.0
@@ -759,8 +834,12 @@ def _uint8_rgb(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.clip(x.astype(np.float32) * 255 + 0.5, 0, 255).astype(np.uint8))
 
 
-def track_backward(tracker: SubjectTracker, alphas: Sequence[np.ndarray], pictures: Sequence[np.ndarray],
-                   cuts: Collection[int] = frozenset()) -> list[np.ndarray]:
+def track_backward(
+    tracker: SubjectTracker,
+    alphas: Sequence[np.ndarray],
+    pictures: Sequence[np.ndarray],
+    cuts: Collection[int] = frozenset(),
+) -> list[np.ndarray]:
     """Gates for the frames before the selection frame, from their stored low-res outputs.
 
     `tracker` has just made its choice on frame N (its first `update`); `alphas` and `pictures`

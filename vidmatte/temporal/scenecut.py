@@ -48,8 +48,9 @@ class SceneCutDetector:
     #: flat thumbnails are a cut when their mean brightness jumps by more than this (0..255)
     FLAT_JUMP = 40.0
 
-    def __init__(self, threshold: float = 0.35, *, margin: float = 0.25, history: int = 15,
-                 width: int = 64, search: int = 2) -> None:
+    def __init__(
+        self, threshold: float = 0.35, *, margin: float = 0.25, history: int = 15, width: int = 64, search: int = 2
+    ) -> None:
         if not 0 < threshold < 2:
             raise ValueError(f"threshold must be in (0, 2), got {threshold}")
         if width < 16 or not 0 <= search <= width // 8:

@@ -50,9 +50,19 @@ class AlphaSmoother:
     Defaults tuned on real and synthetic clips: benchmarks/temporal.md.
     """
 
-    def __init__(self, strength: float = 0.94, *, picture_still: float = 0.015, picture_moving: float = 0.05,
-                 alpha_still: float = 0.3, alpha_moving: float = 0.7, block: int = 2, spread: int = 1,
-                 warmup: int = 4, smooth_foreground: bool = True) -> None:
+    def __init__(
+        self,
+        strength: float = 0.94,
+        *,
+        picture_still: float = 0.015,
+        picture_moving: float = 0.05,
+        alpha_still: float = 0.3,
+        alpha_moving: float = 0.7,
+        block: int = 2,
+        spread: int = 1,
+        warmup: int = 4,
+        smooth_foreground: bool = True,
+    ) -> None:
         if not 0 <= strength < 1:
             raise ValueError(f"strength must be in [0, 1), got {strength}")
         if not 0 <= picture_still < picture_moving or not 0 <= alpha_still < alpha_moving:
@@ -85,17 +95,19 @@ class AlphaSmoother:
             frames = frames[None]
         t, _, h, w = alpha.shape
         if frames.dtype != np.uint8 or frames.shape != (t, h, w, 3):
-            raise ValueError(f"expected uint8 frames of shape {(t, h, w, 3)} for this matte, "
-                             f"got {frames.dtype} {frames.shape}")
+            raise ValueError(
+                f"expected uint8 frames of shape {(t, h, w, 3)} for this matte, got {frames.dtype} {frames.shape}"
+            )
         if self._alpha is not None and tuple(self._alpha.shape[-2:]) != (h, w):
             raise ValueError("the smoother's state belongs to frames of another size; call reset() first")
         out_alpha, out_fgr = [], []
         with torch.inference_mode():
             thumbs = self._thumbnails(frames, alpha)
             for i in range(t):
-                a, f = alpha[i:i + 1], foreground[i:i + 1]
-                still = self._still_picture(thumbs[i:i + 1])
-                if still is not None and self.strength > 0:
+                a, f = alpha[i : i + 1], foreground[i : i + 1]
+                still = self._still_picture(thumbs[i : i + 1])
+                if still is not None and self.strength > 0 and self._alpha is not None:
+                    assert self._foreground is not None
                     weight = F.interpolate(still, size=(h, w), mode="bilinear", align_corners=False)
                     weight.mul_(self._alpha_gate(a))
                     if self._seen < self.warmup:
@@ -115,8 +127,8 @@ class AlphaSmoother:
         """Block means of the frames, `[T,3,h,w]` in 0..1 on the matte's device and dtype."""
         h, w = frames.shape[1:3]
         size = (max(1, -(-w // self.block)), max(1, -(-h // self.block)))
-        thumbs = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
-        thumbs = torch.from_numpy(thumbs).to(like.device, non_blocking=True).permute(0, 3, 1, 2)
+        blocks = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+        thumbs = torch.from_numpy(blocks).to(like.device, non_blocking=True).permute(0, 3, 1, 2)
         return thumbs.to(like.dtype).div_(255)
 
     def _still_picture(self, thumb: Tensor) -> Tensor | None:
@@ -135,6 +147,7 @@ class AlphaSmoother:
 
     def _alpha_gate(self, alpha: Tensor) -> Tensor:
         """1 where the new alpha is within `alpha_still` of the smoothed one, 0 beyond `alpha_moving`."""
+        assert self._alpha is not None
         scale = 1 / (self.alpha_moving - self.alpha_still)
         return (alpha - self._alpha).abs_().mul_(-scale).add_(self.alpha_moving * scale).clamp_(0, 1)
 
@@ -148,8 +161,8 @@ def _dilate(x: Tensor, radius: int) -> Tensor:
     h, w = x.shape[-2:]
     rows = p[..., 0:h, :]
     for i in range(1, n):
-        rows = torch.maximum(rows, p[..., i:i + h, :])
+        rows = torch.maximum(rows, p[..., i : i + h, :])
     out = rows[..., 0:w]
     for i in range(1, n):
-        out = torch.maximum(out, rows[..., i:i + w])
+        out = torch.maximum(out, rows[..., i : i + w])
     return out
