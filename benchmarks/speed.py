@@ -214,6 +214,19 @@ def main() -> None:
         ],
         args.frames,
     )
+    # what a user runs: no options, so the automatic ratio (0.4 at 720p) and the default output
+    defaults_webm = measure(
+        "vidmatte CLI, default settings -> clip_matte.webm (VP9 with alpha, audio)",
+        [sys.executable, "-m", "vidmatte", str(clip), "-o", str(work / "default.webm"), "-y", "-q"],
+        args.frames,
+    )
+    defaults_mp4 = measure(
+        "vidmatte CLI, default settings -> green composite mp4 with audio",
+        [sys.executable, "-m", "vidmatte", str(clip), "-o", str(work / "default.mp4"), "-y", "-q"],
+        args.frames,
+    )
+    startup, _ = peak_rss_of([sys.executable, "-c", "from vidmatte import Matter; Matter(device='cpu')"], cwd=work)
+    print(f"start-up (imports + model load): {startup:.2f} s", flush=True)
     peer_fps = None
     if not args.no_peer:
         python = peer_python()
@@ -242,6 +255,12 @@ def main() -> None:
     ]
     if peer_fps:
         lines.append(f"| vidmatte CLI vs peer, same job (target >= 2.5x) | {cli_fps / peer_fps:.2f}x |")
+    lines.append(f"| start-up: interpreter, imports and model load (s) | {startup:.2f} |")
+    if peer_fps:
+        lines.append(
+            f"| vidmatte CLI at default settings (ratio auto) vs peer at {args.ratio} | {defaults_mp4 / peer_fps:.2f}x |"
+        )
+    lines.append(f"| default settings: webm / mp4 frames/s | {defaults_webm:.1f} / {defaults_mp4:.1f} |")
     for form in forms:
         ideal = 1 / (1 / model_fps + 1 / codec_fps[form])  # serial model + codec time
         lines.append(

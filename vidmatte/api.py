@@ -65,6 +65,10 @@ def check_options(options: MatteOptions) -> None:
         raise InputError(f"--fps must be positive, got {options.fps}")
     if options.subject_frame < 0:
         raise InputError(f"--subject-frame must be 0 or more, got {options.subject_frame}")
+    if options.background is not None:
+        from .compose import check_background
+
+        check_background(options.background)  # a typo is an error, before any note that it would do nothing
     from .pipeline.subject import selection_of
 
     selection_of(options)  # a malformed point or box, a mask that cannot be read: said before any work

@@ -59,6 +59,7 @@ def test_webm_recording(tmp_path, camera_clip, engine):
     capture times (so the recording plays at real speed)."""
     captured: list[tuple[int, float]] = []
     out = tmp_path / "rec.webm"
+    engine.reset()  # the shared engine may hold another clip's state
     engine(np.zeros((H, W, 3), np.uint8))  # warm up first: a cold model on a busy machine sees few frames
     stats = run_live(
         CameraSource(camera_clip),
@@ -253,6 +254,9 @@ class FakeDisplay:
     def poll_key(self) -> int:
         key = self.keys.pop(0) if self.keys else "."
         return -1 if key == "." else ord(key)
+
+    def poll_click(self) -> tuple[int, int] | None:
+        return None
 
     def close(self) -> None:
         self.closed = True
