@@ -617,6 +617,35 @@ def pct(before: float, after: float) -> str:
     return f"{100 * (after - before) / before:+.1f}%"
 
 
+ALTERNATIVES = """## Alternatives measured (same cached network outputs, % vs no smoothing)
+
+Run while choosing, on the clips above (truth rounded to float16; figures can differ from the tables by
+a few tenths). Ghost target +5%, MAD +2%; real-clip flicker here is the motion-compensated one.
+
+| variant | worst synthetic MAD | worst synthetic ghost | real flicker (room / asl again / asl book / film) |
+| --- | ---: | ---: | --- |
+| earlier smoother (picture stillness + symmetric alpha gate 0.3..0.7, held in place) | +8.4% (same-colour room) | +417% (moving portrait), +150% (same-colour room) | -34 / -10 / -14 / -38% |
+| past warped along DIS flow, release 0.03..0.1, network-change gate 0.1..0.3 | +6.1% (0019) | +57% | - |
+| the same held in place (no warp) | +3.9% (0019) | +127% | - |
+| warped, tight release 0..0.03 everywhere | +6.9% (0019) | +5% | - |
+| held, tight release 0..0.03 everywhere | +5.0% (0019) | +6% | - |
+| held, tight release below alpha 0.5 only | +2.9% (0019) | +6% | -7 / -5 / -6 / -19% (flicker damping lost) |
+| warped, tight release below 0.5 | +4.7% (0019) | +6% | +60 / -10 / -12 / -14% |
+| warped + forward-backward occlusion gate | +6.0% (0019) | +39% | - |
+| **chosen**: held, tight release below 0.3 *where DIS flow saw motion recently* (memory 0.9), network-change gate 0.05..0.2 there | +1.7% (0019) | +10..12% (moving portrait) | -22 / -12 / -13 / -27% |
+| chosen, strength 0.97 | +2.4% | +13% | -24 / -12 / -13 / -26% |
+| chosen, both directions tight where moved | +1.7% | +13% | -22 / -12 / -13 / -28% |
+
+Warping the past along the flow was worse everywhere it was tried: at the disocclusions behind a fast
+subject (and over same-colour backgrounds, where DIS is unreliable) it drags the subject's alpha into the
+background, and at 720p it costs ~3x the default. Releasing a falling alpha at once removes the ghosts
+but, applied everywhere, biases the output to the lower envelope of the network's noise inside the
+subject (MAD up) and stops damping flicker on still backgrounds; restricting it to where motion was seen
+recently and to low alpha keeps both.
+
+"""
+
+
 def write_report(args, strength, synth_rows, real_rows, cut, cost, elapsed, torch_version) -> None:
     command = "python benchmarks/temporal.py" + "".join(f" {a}" for a in sys.argv[1:] if not a.startswith("--out"))
     w, h = SYNTH_SIZE
@@ -663,7 +692,7 @@ def write_report(args, strength, synth_rows, real_rows, cut, cost, elapsed, torc
         "",
         "## Real clips (no ground truth)",
         "",
-        f"{args.frames} frames of each clip in `videos/` (from frame {REAL_START} where given; the room clip from "
+        f"{args.frames} frames of each clip in `videos/` (the room clip from "
         "frame 150: a person stands, walks out, the room is empty, the next walks in), at their own size"
         + (f" downscaled to {args.size} px" if args.size else "")
         + ", network ratio auto. **Flicker** = mean over frame pairs of |alpha_t - alpha_(t-1) fetched along the "
@@ -686,6 +715,8 @@ def write_report(args, strength, synth_rows, real_rows, cut, cost, elapsed, torc
         )
     n = args.cut_frames
     lines += [
+        "",
+        ALTERNATIVES.rstrip("\n"),
         "",
         "## A hard cut",
         "",
