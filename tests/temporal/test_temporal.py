@@ -133,6 +133,66 @@ def test_chunks_equal_single_frames_and_reset_forgets(still_scene):
     assert np.abs(carried[0] - noisy[0]).max() > 1e-3
 
 
+def same_colour_walk(frames: int = 40, speed: int = 10, seed: int = 7):
+    """A textured subject with a soft (fur-like, alpha 0.35) fringe walking sideways at `speed`
+    px/frame over a background of the same mean colour, stopping halfway (frames 15-24), then
+    walking on; the network's alpha is the truth with a little noise on the subject (a network
+    that has let go of the background). Returns (frames uint8, true alpha, network alpha)."""
+    rng = np.random.default_rng(seed)
+    height, width = 64, 64 + speed * frames
+    bg = texture(height, width, seed=seed).astype(np.float32)
+    bg = bg.mean((0, 1)) + 0.2 * (bg - bg.mean((0, 1)))  # a low-contrast background...
+    skin = texture(height, 48, seed=seed + 1).astype(np.float32)
+    skin = bg.mean((0, 1)) + 4 + 0.2 * (skin - skin.mean((0, 1)))  # ...and a subject of its colour
+    shape = np.zeros((height, 48), np.float32)
+    shape[8:, 8:40] = 1
+    fringe = cv2.dilate(shape, np.ones((9, 9), np.uint8)) - shape  # 4 px of fur around the body
+    cutout = shape + 0.35 * fringe
+    xs = np.concatenate([np.arange(15), np.full(10, 15), np.arange(15, frames - 10)])[:frames] * speed
+    pictures, truth = [], []
+    for x in xs:
+        a = np.zeros((height, width), np.float32)
+        f = np.zeros((height, width, 3), np.float32)
+        a[:, x : x + 48], f[:, x : x + 48] = cutout, skin
+        pictures.append(a[..., None] * f + (1 - a[..., None]) * bg + rng.normal(0, 1.5, bg.shape))
+        truth.append(a)
+    truth = np.stack(truth)
+    noisy = np.clip(truth + rng.normal(0, 0.03, truth.shape) * (truth > 0), 0, 1).astype(np.float32)
+    return np.clip(np.stack(pictures) + 0.5, 0, 255).astype(np.uint8), truth, noisy
+
+
+def left_behind(alpha: np.ndarray, truth: np.ndarray, window: int = 30) -> float:
+    """Alpha mass (px per frame) where the truth is 0 now and was > 0.5 in the last `window` frames."""
+    total = 0.0
+    for t in range(1, len(alpha)):
+        trail = (truth[max(0, t - window) : t].max(0) > 0.5) & (truth[t] == 0)
+        total += float(alpha[t][trail].sum())
+    return total / len(alpha)
+
+
+@pytest.mark.parametrize("flow", [False, True])
+def test_smoother_leaves_no_ghost_behind_a_fast_subject_on_a_same_coloured_background(flow):
+    frames, truth, noisy = same_colour_walk()
+    out = smooth(AlphaSmoother(flow=flow), noisy, frames)
+    # nothing the network let go of is carried along the path the subject took
+    assert left_behind(noisy, truth) == 0.0
+    assert left_behind(out, truth) < 0.5  # alpha-px per frame, over a 64-px-tall subject
+    trail = np.stack([(truth[max(0, t - 30) : t].max(0) > 0.5) & (truth[t] == 0) for t in range(1, len(truth))])
+    assert out[1:][trail].max() < 0.05
+    if not flow:  # the default: closer to the truth than the network, and the standing subject's noise damped
+        assert np.abs(out - truth).mean() <= np.abs(noisy - truth).mean()
+        assert flicker(out[19:25]) < 0.3 * flicker(noisy[19:25])
+
+
+def test_old_style_hold_would_ghost_here():
+    """The same clip through a filter that holds the past wherever the picture barely changes
+    (the picture and alpha gates only, no motion memory): it does leave a trail, so the test
+    above can fail."""
+    frames, truth, noisy = same_colour_walk()
+    held = smooth(AlphaSmoother(motion_still=1e3, motion_moving=2e3, release_below=1e-6), noisy, frames)
+    assert left_behind(held, truth) > 10.0
+
+
 def test_smoother_foreground_and_strength_zero(still_scene):
     frames, noisy, _ = still_scene
     matte = matte_of(noisy[:5], frames[:5])
