@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import cast
@@ -13,6 +12,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from av.video.stream import VideoStream
 
+from vidmatte.cpus import available_cpus
 from vidmatte.io.atomic import Staging, write_error
 from vidmatte.io.audio import AudioTrack
 from vidmatte.io.formats import EncoderSettings
@@ -117,7 +117,7 @@ class EncodedVideoWriter(VideoWriter):
         self._stream = stream
         self._pix_fmt = settings.pix_fmt
         self._reformatter = VideoReformatter()  # reused: keeps one scaler context for all frames
-        self._threads = min(os.cpu_count() or 1, 8)
+        self._threads = min(available_cpus(), 8)
         self._last_tick: int | None = None
         if audio_from is not None:
             self._audio = AudioTrack.open(audio_from, self._container, muxer)

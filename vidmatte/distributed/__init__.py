@@ -1,0 +1,1 @@
+"""Scale-out on Ray: see `vidmatte.distributed.driver`."""
