@@ -149,6 +149,8 @@ class VideoReader:
         self._container.close()
         self._container = _open_input(self.path)
         self._stream = _video_stream(self._container, self.path)
+        codec = self._stream.codec_context
+        codec.options = {**codec.options, "max_pixels": str(MAX_FRAME_PIXELS)}
         self._stream.thread_type = "AUTO"
         self._frames = self._decode()
         for _ in range(index):
