@@ -19,7 +19,7 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,8 @@ class Worker:
             if report.task == "frames":
                 self.counter.set.remote(key, report.done)
 
-        matte_path(source, target, options, engine=self.engine.with_ratio(options.downsample_ratio), progress=progress)
+        here = options.with_(workers=None, cluster=None)  # in this process: no Ray inside Ray
+        matte_path(source, target, here, engine=self.engine.with_ratio(options.downsample_ratio), progress=progress)
         return target
 
 
@@ -291,7 +292,7 @@ class RayPool:
 
     def run(
         self,
-        jobs: list[tuple[Path, str | Path]],
+        jobs: Sequence[tuple[Path, str | Path]],
         options: MatteOptions,
         progress: ProgressCallback | None = None,
         *,
@@ -311,7 +312,7 @@ class _Run:
     def __init__(
         self,
         pool: RayPool,
-        jobs: list[tuple[Path, str | Path]],
+        jobs: Sequence[tuple[Path, str | Path]],
         options: MatteOptions,
         progress: ProgressCallback | None,
         summary: FolderSummary,
@@ -319,6 +320,7 @@ class _Run:
     ) -> None:
         self.pool, self.ray, self.options, self.progress = pool, pool.ray, options, progress
         self.summary, self.name = summary, name
+        self.settings = Settings.of(options)  # how this run splits its clips (the pool's workers do the work)
         self.files = [FileWork(source, str(target)) for source, target in jobs]
         self.queue: deque[Task] = deque()
         self.idle = list(pool.actors)
@@ -332,7 +334,7 @@ class _Run:
     # planning
 
     def go(self) -> FolderSummary:
-        settings = self.pool.settings
+        settings = self.settings
         for number, work in enumerate(self.files):
             try:
                 self._plan(number, work, settings)
@@ -384,7 +386,7 @@ class _Run:
             self.queue.appendleft(Task(number, "scan", (work.source, options.scene_reset), key=f"{number}"))
 
     def _split(self, number: int, work: FileWork, scan: Scan) -> None:
-        settings = self.pool.settings
+        settings = self.settings
         assert work.manifest is not None
         if work.manifest.scan is None:
             work.manifest.scan = scan
@@ -547,7 +549,7 @@ class _Run:
             self.progress(Progress("frames", done, total, self.name))
 
 
-def _output_type(target: Path, options: MatteOptions) -> str:
+def _output_type(target: str | Path, options: MatteOptions) -> str:
     from ..io.formats import resolve_output_type
 
     return resolve_output_type(target, options.output_type)
@@ -619,7 +621,7 @@ def matte_many(
 
 
 def run_jobs(
-    jobs: list[tuple[Path, str | Path]],
+    jobs: Sequence[tuple[Path, str | Path]],
     output_dir: Path,
     options: MatteOptions,
     progress: ProgressCallback | None = None,
