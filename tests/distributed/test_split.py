@@ -71,3 +71,20 @@ def test_default_segment_is_about_ten_seconds():
     assert default_segment_frames(Fraction(24000, 1001)) == 240
     assert default_segment_frames(25) == 250
     assert default_segment_frames(None) == 250
+
+
+def test_the_plain_install_never_imports_ray_and_says_how_to_get_it():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import vidmatte, vidmatte.cli, vidmatte.api, vidmatte.distributed, vidmatte.distributed.driver\n"
+        "assert 'ray' not in sys.modules, 'ray imported'\n"
+        "sys.modules['ray'] = None  # as if it were not installed\n"
+        "from vidmatte.distributed.driver import import_ray\n"
+        "from vidmatte.errors import ClusterError\n"
+        "try:\n    import_ray()\nexcept ClusterError as e:\n    print(e)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "--workers needs Ray, which is not installed: pip install 'vidmatte[ray]'"
