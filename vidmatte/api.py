@@ -43,6 +43,11 @@ def open_engine(options: MatteOptions) -> MattingEngine:
     return MattingEngine(options.device, options.precision, options.downsample_ratio)
 
 
+def scaled_out(options: MatteOptions) -> bool:
+    """True when the options ask for Ray workers (`--workers`, `--cluster`)."""
+    return options.workers is not None or options.cluster is not None
+
+
 def check_options(options: MatteOptions) -> None:
     """Refuse option values no run can use, in one line naming the option (InputError)."""
     from .engine import check_ratio
@@ -63,6 +68,14 @@ def check_options(options: MatteOptions) -> None:
         raise InputError(f"--max-frames must be at least 1, got {options.max_frames}")
     if options.fps <= 0:
         raise InputError(f"--fps must be positive, got {options.fps}")
+    if options.workers is not None and options.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {options.workers}")
+    if options.segment_frames is not None and options.segment_frames < 1:
+        raise InputError(f"--segment-frames must be at least 1, got {options.segment_frames}")
+    if options.preroll < 0:
+        raise InputError(f"--preroll must be 0 or more, got {options.preroll}")
+    if options.gpus_per_worker is not None and options.gpus_per_worker <= 0:
+        raise InputError(f"--gpus-per-worker must be positive, got {options.gpus_per_worker:g}")
     if options.subject_frame < 0:
         raise InputError(f"--subject-frame must be 0 or more, got {options.subject_frame}")
     if options.background is not None:
@@ -108,6 +121,14 @@ def matte_path(
     path = Path(input)  # type: ignore[arg-type]
     for note in ineffective_options(kind, output if output is not None else default_output(path, kind), options):
         log.warning(note)
+    if scaled_out(options) and kind in ("video", "folder"):
+        from .distributed import driver
+
+        if kind == "folder":
+            summary = driver.matte_folder(path, output, options=options, progress=progress)
+            return MatteResult(kind, summary.output_dir, folder=summary)
+        target = output if output is not None else default_output(path, "video")
+        return MatteResult(kind, driver.matte_clip(path, target, options=options, progress=progress))
     if kind == "folder":
         from .folders import matte_folder
 
@@ -171,6 +192,8 @@ def ineffective_options(kind: str, target: str | Path | None, options: MatteOpti
         note("--passes", "it bounds still mode, and this is a video")
     if kind != "sequence" and options.fps != defaults.fps:
         note("--fps", "it times a --sequence of pictures")
+    if kind in ("image", "sequence", "camera") and scaled_out(options):
+        note("--workers", "Ray workers run videos and folders; this runs in one process")
     if kind != "camera":
         for given, flag in (
             (not options.window, "--no-window"),

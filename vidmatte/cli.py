@@ -156,6 +156,32 @@ def _fps(ctx: click.Context, param: click.Parameter, value: str) -> Fraction:
     show_default=True,
     help="The frame the subject options refer to (frames before it are tracked backward).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Run on N Ray workers, each holding one model (needs vidmatte[ray]): files in parallel, long "
+    "clips split at hard cuts and into segments, joined into exactly the sequential output.",
+)
+@click.option(
+    "--cluster",
+    metavar="ADDRESS|auto",
+    help="Join this Ray cluster ('auto': RAY_ADDRESS or the local one) instead of starting Ray in the run.",
+)
+@click.option(
+    "--gpus-per-worker", type=click.FloatRange(min=0, min_open=True), help="GPU share each worker asks Ray for."
+)
+@click.option(
+    "--segment-frames",
+    type=click.IntRange(min=1),
+    help="Longest segment a clip is split into for workers [default: about 10 s of frames].",
+)
+@click.option(
+    "--preroll",
+    type=click.IntRange(min=0),
+    default=32,
+    show_default=True,
+    help="Frames each segment starts early (run, then discarded) to settle the network's memory.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no notices.")
 @click.version_option(__version__, "--version")
 def cli(
@@ -170,6 +196,7 @@ def cli(
       vidmatte clip.mp4 -o green.mp4    -> composite over --background
       vidmatte photo.jpg                -> photo_matte.png (RGBA); -o x.webp lossless, -o x.jpg composite
       vidmatte shoot/                   -> shoot_matte/ (every image and video, same relative names)
+      vidmatte clip.mp4 --workers 2     on 2 Ray workers: long clips split, joined exactly
       vidmatte frames/ --sequence -o clip.mov --fps 30   numbered frames as one clip
       vidmatte --webcam                 live preview (q quit, b background, v view, s snapshot)
       vidmatte serve                    HTTP API and web page on 127.0.0.1:7000 (vidmatte serve --help)
@@ -215,6 +242,11 @@ def _options(flags: dict[str, Any]) -> MatteOptions:
         subject_boxes=tuple(flags["subject_boxes"]),
         subject_mask=flags["subject_mask"],
         subject_frame=flags["subject_frame"],
+        workers=flags["workers"] or (1 if flags["cluster"] else None),
+        cluster=flags["cluster"],
+        gpus_per_worker=flags["gpus_per_worker"],
+        segment_frames=flags["segment_frames"],
+        preroll=flags["preroll"],
     )
 
 

@@ -47,3 +47,9 @@ class FolderFailures(VidmatteError):
     """Some files of a folder failed (each was reported as it happened); the others were written."""
 
     exit_code = 1
+
+
+class ClusterError(VidmatteError):
+    """Scale-out cannot run: Ray is not installed, the cluster cannot be reached, or workers died."""
+
+    exit_code = 7

@@ -36,6 +36,11 @@ class MatteOptions:
     Who is cut out (`vidmatte.subject`; all empty: everyone): `subjects` points "X,Y" on a person
     or "largest", `subject_boxes` "X0,Y0,X1,Y1", `subject_mask` a mask image's path, all on frame
     `subject_frame`, in full-resolution pixels.
+    Scale-out on Ray (`vidmatte.distributed`; None workers and no cluster: one process, no Ray):
+    `workers` actors each holding one engine, on a Ray `cluster` address ("auto": RAY_ADDRESS or
+    the local one; None: Ray started inside the run), `gpus_per_worker` GPU shares, long clips
+    split into segments of at most `segment_frames` frames (None: ~10 s) that each start
+    `preroll` frames early to settle the recurrent state.
     """
 
     output_type: str | None = None
@@ -60,6 +65,11 @@ class MatteOptions:
     subject_boxes: tuple[str, ...] = ()
     subject_mask: str | None = None
     subject_frame: int = 0
+    workers: int | None = None
+    cluster: str | None = None
+    gpus_per_worker: float | None = None
+    segment_frames: int | None = None
+    preroll: int = 32
 
     def with_(self, **changes: object) -> MatteOptions:
         """A copy with some fields changed."""

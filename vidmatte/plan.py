@@ -8,7 +8,6 @@ same stage chain with what it says; nothing else chooses threads or renderers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import torch
 
+from .cpus import available_cpus
 from .engine import MattingEngine
 
 #: Chunks queued between stages: enough to absorb jitter; each holds full-resolution frames.
@@ -81,7 +81,7 @@ def plan_run(
         refine_edges=refine_edges,
         separate_encoder=not cpu,
         queue=1 if live else QUEUE,
-        torch_threads=max(1, (os.cpu_count() or 2) // 2) if cpu else None,
+        torch_threads=max(1, available_cpus() // 2) if cpu else None,
         opencv_threads=1 if cpu else None,
         cudnn_benchmark=engine.device.type == "cuda",
     )

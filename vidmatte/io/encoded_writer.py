@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import cast
@@ -13,6 +12,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from av.video.stream import VideoStream
 
+from vidmatte.cpus import available_cpus
 from vidmatte.io.atomic import Staging, write_error
 from vidmatte.io.audio import AudioTrack
 from vidmatte.io.formats import EncoderSettings
@@ -78,17 +78,8 @@ class EncodedVideoWriter(VideoWriter):
         return self._audio.codec_name if self._audio else None
 
     def _open(self, muxer: str, settings: EncoderSettings, audio_from: Path | None) -> None:
-        self._tick = _MATROSKA_TIME_BASE if muxer in ("webm", "matroska") else self.time_base
-        options = dict(_MUXER_OPTIONS.get(muxer, {}))
-        if muxer in ("mp4", "mov"):
-            # Edit lists (a start offset, B-frame delay) are stored in the movie time scale,
-            # 1/1000 s by default, which would move every frame; use the track's own unit.
-            options["movie_timescale"] = str(self._tick.denominator)
-        if audio_from is not None and muxer == "matroska" and _starts_slightly_negative(audio_from):
-            # Copied AAC from MP4 starts with a priming packet before 0; Matroska would shift
-            # every track to make it non-negative. A small negative block time is valid (FFmpeg
-            # writes one for its own AAC/Opus encoders) and keeps the source timestamps.
-            options["avoid_negative_ts"] = "disabled"
+        self._tick = stream_tick(muxer, self.time_base)
+        options = container_options(muxer, self._tick, audio_from)
         self._container = av.open(str(self._staging.temp), "w", format=muxer, options=options)
         stream = cast(VideoStream, self._container.add_stream(settings.codec, options=settings.options))
         self.stored_width, self.stored_height = _stored_size(self.width, self.height, settings)
@@ -117,7 +108,7 @@ class EncodedVideoWriter(VideoWriter):
         self._stream = stream
         self._pix_fmt = settings.pix_fmt
         self._reformatter = VideoReformatter()  # reused: keeps one scaler context for all frames
-        self._threads = min(os.cpu_count() or 1, 8)
+        self._threads = min(available_cpus(), 8)
         self._last_tick: int | None = None
         if audio_from is not None:
             self._audio = AudioTrack.open(audio_from, self._container, muxer)
@@ -166,6 +157,26 @@ class EncodedVideoWriter(VideoWriter):
                 self._container.close()
             except (av.FFmpegError, OSError):
                 pass  # the output is being deleted; its trailer does not matter
+
+
+def stream_tick(muxer: str, time_base: Fraction) -> Fraction:
+    """The unit a video stream of `muxer` is timed in: Matroska's millisecond, else the source's."""
+    return _MATROSKA_TIME_BASE if muxer in ("webm", "matroska") else time_base
+
+
+def container_options(muxer: str, tick: Fraction, audio_from: Path | None) -> dict[str, str]:
+    """The muxer options of an output container (also used where segments are joined)."""
+    options = dict(_MUXER_OPTIONS.get(muxer, {}))
+    if muxer in ("mp4", "mov"):
+        # Edit lists (a start offset, B-frame delay) are stored in the movie time scale,
+        # 1/1000 s by default, which would move every frame; use the track's own unit.
+        options["movie_timescale"] = str(tick.denominator)
+    if audio_from is not None and muxer == "matroska" and _starts_slightly_negative(audio_from):
+        # Copied AAC from MP4 starts with a priming packet before 0; Matroska would shift
+        # every track to make it non-negative. A small negative block time is valid (FFmpeg
+        # writes one for its own AAC/Opus encoders) and keeps the source timestamps.
+        options["avoid_negative_ts"] = "disabled"
+    return options
 
 
 def _stored_size(width: int, height: int, settings: EncoderSettings) -> tuple[int, int]:

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from vidmatte.cpus import available_cpus
 from vidmatte.errors import InputError, OutputError
 
 #: What a run writes: foreground colour + alpha, the alpha as grey, the foreground over black,
@@ -230,7 +231,7 @@ def takes_quality(form: str) -> bool:
 
 def encoder_settings(form: str, *, width: int, height: int, alpha: bool, quality: int | None) -> EncoderSettings:
     """Encoder, pixel format and options for a form; raises OutputError for a bad `quality`."""
-    threads = str(min(os.cpu_count() or 1, 16))
+    threads = str(min(available_cpus(), 16))
     if form == "webm":
         crf = _check_quality(form, quality)
         return EncoderSettings(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+from vidmatte.cpus import available_cpus
 from vidmatte.io.atomic import Staging
 from vidmatte.io.writer_base import VideoWriter
 
@@ -50,7 +50,7 @@ class PngSequenceWriter(VideoWriter):
         encoder.time_base = Fraction(1, 1)  # required by FFmpeg, meaningless for stills
         # Frame threads compress several PNGs at once; output order stays input order.
         encoder.thread_type = "FRAME"
-        encoder.thread_count = max(1, min(os.cpu_count() or 1, 8))
+        encoder.thread_count = max(1, min(available_cpus(), 8))
         encoder.options = dict(_ENCODER_OPTIONS)
         self._encoder = encoder
         self._files_written = 0

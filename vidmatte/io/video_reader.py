@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from vidmatte.cpus import available_cpus
 from vidmatte.errors import InputError
 from vidmatte.io._av_util import av_reason, looks_like_video_container
 from vidmatte.types import ClipInfo, VideoFrame
@@ -85,7 +85,7 @@ class VideoReader:
         self._iterated = False
         # One scaler context for the whole file (PyAV would make one per frame), threaded.
         self._reformatter = VideoReformatter()
-        self._threads = min(os.cpu_count() or 1, 8)
+        self._threads = min(available_cpus(), 8)
 
     @property
     def clip(self) -> ClipInfo:
@@ -116,6 +116,47 @@ class VideoReader:
         """Release the file; safe to call more than once."""
         self._frames.close()
         self._container.close()
+
+    def start_at(self, index: int, pts: int | None) -> None:
+        """Make iteration begin at frame `index` (counted from 0), whose timestamp is `pts`
+        (as a full pass yields it; None when the file has none). Call before iterating.
+
+        Seeks to the keyframe at or before `pts` and decodes on from there, dropping the frames
+        before it: the frames come out exactly as a full pass gives them. Where the file cannot
+        be seeked to it (no timestamps, a seek that lands past the frame) it decodes from the
+        start and drops `index` frames instead.
+        """
+        if self._iterated:
+            raise RuntimeError("start_at must be called before iterating")
+        if index <= 0:
+            return
+        if pts is not None:
+            try:
+                self._frames.close()
+                self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
+                frames = self._decode()
+                first = next(frames, None)
+                while first is not None and first.pts is not None and first.pts < pts:
+                    first = next(frames, None)
+                if first is not None and first.pts == pts:
+                    self._first, self._frames = first, frames
+                    return
+                frames.close()
+            except av.FFmpegError:
+                pass
+        # no timestamps, or the seek missed: decode from the beginning of the file again
+        self._frames.close()
+        self._container.close()
+        self._container = _open_input(self.path)
+        self._stream = _video_stream(self._container, self.path)
+        codec = self._stream.codec_context
+        codec.options = {**codec.options, "max_pixels": str(MAX_FRAME_PIXELS)}
+        self._stream.thread_type = "AUTO"
+        self._frames = self._decode()
+        for _ in range(index):
+            if next(self._frames, None) is None:
+                raise InputError(f"{self.path} has fewer than {index + 1} frames")
+        self._first = next(self._frames, None)
 
     def __iter__(self) -> Iterator[VideoFrame]:
         # One pass only: seeking back would need a second decode, which callers never want.

@@ -57,6 +57,8 @@ class ServerConfig:
     device: str = "auto"
     precision: str = "auto"
     quiet: bool = False
+    workers: int | None = None
+    cluster: str | None = None
 
 
 def default_data_dir() -> Path:
@@ -155,6 +157,12 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--webhooks", is_flag=True, help="Let jobs name a webhook_url the server POSTs to when they end.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]))
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    help="Run video jobs on N Ray workers (needs vidmatte[ray]): long clips split across them.",
+)
+@click.option("--cluster", metavar="ADDRESS|auto", help="Join this Ray cluster for the workers.")
 @click.option("-q", "--quiet", is_flag=True, help="No request log; warnings only.")
 def serve(data: Path | None, cors: tuple[str, ...], **flags: Any) -> None:
     """Serve the HTTP API and the web page: POST /api/remove for stills, /api/jobs for clips,
@@ -188,13 +196,37 @@ def check_config(config: ServerConfig) -> None:
 def make_matte_function(config: ServerConfig, engine: MattingEngine) -> MatteFunction:
     """How jobs are run. Here: `matte_path` in this process on the shared engine, `--jobs` at a time.
 
-    The seam for scale-out: where `--workers` / `--cluster` (Ray) are given, return that
-    driver here instead; it is called as `matte(upload, output, options, progress)`, like
-    `matte_path`, and raising from `progress` must stop it.
+    With `--workers` / `--cluster`, video jobs go to Ray workers instead (one pool for the
+    server's life, the same flags as the command line); other uploads stay here. It is called as
+    `matte(upload, output, options, progress)`, like `matte_path`, and raising from `progress`
+    stops it.
     """
     from .jobs import local_matte
 
-    return local_matte(engine)
+    local = local_matte(engine)
+    if config.workers is None and config.cluster is None:
+        return local
+    import atexit
+
+    from ..distributed.driver import RayPool, Settings, matte_clip
+    from ..io.formats import is_image_path
+    from ..options import MatteOptions
+
+    workers = config.workers or 1
+    pool = RayPool(
+        Settings(workers=workers, cluster=config.cluster),
+        MatteOptions(device=config.device, precision=config.precision),
+    ).__enter__()
+    atexit.register(pool.__exit__)
+    log.info("%s", pool.described)
+
+    def matte(source: Path, output: str, options: MatteOptions, progress: Any) -> object:
+        if is_image_path(source):
+            return local(source, output, options, progress)
+        scaled = options.with_(workers=workers, cluster=config.cluster)
+        return matte_clip(source, output, options=scaled, progress=progress, pool=pool)
+
+    return matte
 
 
 def run(config: ServerConfig) -> None:
