@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import __version__
+from .distributed.split import DEFAULT_PREROLL
 from .errors import FolderFailures, VidmatteError
 from .io.formats import OUTPUT_TYPES
 from .options import STILL_PASSES, WARMUP_PASSES, MatteOptions, Progress, log
@@ -173,12 +174,12 @@ def _fps(ctx: click.Context, param: click.Parameter, value: str) -> Fraction:
 @click.option(
     "--segment-frames",
     type=click.IntRange(min=1),
-    help="Longest segment a clip is split into for workers [default: about 10 s of frames].",
+    help="Longest segment a clip is split into for workers [default: the longer of 10 s and 20x the preroll].",
 )
 @click.option(
     "--preroll",
     type=click.IntRange(min=0),
-    default=32,
+    default=DEFAULT_PREROLL,
     show_default=True,
     help="Frames each segment starts early (run, then discarded) to settle the network's memory.",
 )

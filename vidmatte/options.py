@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
+from .distributed.split import DEFAULT_PREROLL
+
 #: Default passes of a shot's first frame that prime the recurrent state (benchmarks/video_quality.md).
 WARMUP_PASSES = 4
 #: Still mode: bound on passes over the same picture; each pass is one low-resolution network run.
@@ -39,7 +41,7 @@ class MatteOptions:
     Scale-out on Ray (`vidmatte.distributed`; None workers and no cluster: one process, no Ray):
     `workers` actors each holding one engine, on a Ray `cluster` address ("auto": RAY_ADDRESS or
     the local one; None: Ray started inside the run), `gpus_per_worker` GPU shares, long clips
-    split into segments of at most `segment_frames` frames (None: ~10 s) that each start
+    split into segments of at most `segment_frames` frames (None: the longer of 10 s and 20x `preroll`) that each start
     `preroll` frames early to settle the recurrent state.
     """
 
@@ -69,7 +71,7 @@ class MatteOptions:
     cluster: str | None = None
     gpus_per_worker: float | None = None
     segment_frames: int | None = None
-    preroll: int = 32
+    preroll: int = DEFAULT_PREROLL
 
     def with_(self, **changes: object) -> MatteOptions:
         """A copy with some fields changed."""

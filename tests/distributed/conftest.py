@@ -15,6 +15,8 @@ from tests.io.conftest import make_clip
 #: A hard cut at frame 50: a long first shot (split into three segments with preroll at
 #: SEGMENT_FRAMES) and a short second one that starts exactly at the cut.
 CUT, FRAMES, SEGMENT_FRAMES = 50, 70, 20
+#: Short enough that the third segment starts inside the shot, past the preroll's reach
+PREROLL = 32
 
 
 @pytest.fixture(scope="session")

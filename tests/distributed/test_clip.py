@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.distributed.conftest import CUT, FRAMES, SEGMENT_FRAMES
+from tests.distributed.conftest import CUT, FRAMES, PREROLL, SEGMENT_FRAMES
 from vidmatte.api import matte_path
 from vidmatte.distributed.driver import matte_clip
 from vidmatte.distributed.split import split_clip
@@ -24,10 +24,10 @@ from vidmatte.distributed.work import work_dir
 from vidmatte.io import read_webm_alpha_frames
 from vidmatte.options import MatteOptions
 
-OPTIONS = MatteOptions(device="cpu", workers=2, segment_frames=SEGMENT_FRAMES)
+OPTIONS = MatteOptions(device="cpu", workers=2, segment_frames=SEGMENT_FRAMES, preroll=PREROLL)
 #: Frames whose segment starts at the clip's start or at the cut (or whose preroll reaches back
 #: to the shot's start): there the distributed output is the sequential one.
-SEGMENTS = split_clip(FRAMES, [CUT], segment_frames=SEGMENT_FRAMES)
+SEGMENTS = split_clip(FRAMES, [CUT], segment_frames=SEGMENT_FRAMES, preroll=PREROLL)
 EXACT = [i for s in SEGMENTS if s.read_from == s.shot_start for i in range(s.start, s.end)]
 
 

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from vidmatte.distributed.split import Segment, default_segment_frames, shots, split_clip
+from vidmatte.distributed.split import DEFAULT_PREROLL, Segment, default_segment_frames, shots, split_clip
 
 
 def covered(segments: list[Segment]) -> list[int]:
@@ -68,9 +68,15 @@ def test_bad_arguments_are_refused():
 
 
 def test_default_segment_is_about_ten_seconds():
-    assert default_segment_frames(Fraction(24000, 1001)) == 240
-    assert default_segment_frames(25) == 250
-    assert default_segment_frames(None) == 250
+    # about 10 s, but never so short that the preroll costs over 5% of the frames
+    assert default_segment_frames(Fraction(24000, 1001), preroll=32) == 640
+    assert default_segment_frames(Fraction(60), preroll=32) == 640
+    assert default_segment_frames(120, preroll=32) == 1200
+    assert default_segment_frames(Fraction(30)) == 20 * DEFAULT_PREROLL
+    assert default_segment_frames(Fraction(24000, 1001), preroll=8) == 240
+    assert default_segment_frames(25, preroll=8) == 250
+    assert default_segment_frames(None, preroll=0) == 250
+    assert default_segment_frames(None) == 20 * DEFAULT_PREROLL
 
 
 def test_the_plain_install_never_imports_ray_and_says_how_to_get_it():

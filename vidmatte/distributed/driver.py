@@ -362,7 +362,7 @@ class _Run:
         with VideoReader(work.source) as reader:
             clip = reader.clip
         work.estimate = clip.frame_count or 1
-        size = settings.segment_frames or default_segment_frames(clip.frame_rate)
+        size = settings.segment_frames or default_segment_frames(clip.frame_rate, settings.preroll)
         if has_subject(options) or work.estimate <= size:
             if has_subject(options) and work.estimate > size:
                 self._note(
@@ -392,7 +392,7 @@ class _Run:
             work.manifest.scan = scan
             work.manifest.save()
         work.estimate = scan.frames
-        size = settings.segment_frames or default_segment_frames(scan.frame_rate)
+        size = settings.segment_frames or default_segment_frames(scan.frame_rate, settings.preroll)
         work.segments = split_clip(scan.frames, scan.cuts, segment_frames=size, preroll=settings.preroll)
         if not work.segments:
             raise InputError(f"{work.source}: no video frame could be decoded")

@@ -1,8 +1,9 @@
 """The clip splitter: a pure function from what is known of a clip to the segments workers run.
 
 A recurrent network does not need every earlier frame: started mid-shot, its state converges
-within ~32 frames (mean alpha difference to the sequential run 14e-3 with no warm-up, 1.0e-3
-after 32 primed frames, on real 720p footage). Hard cuts reset the state anyway, so they are
+within ~32 frames on most footage (mean alpha difference to the sequential run 14e-3 with no
+warm-up, 1.0e-3 after 32 primed frames, on real 720p footage), within 48-64 on footage whose
+state holds on to a person for longer (benchmarks/distributed.md). Hard cuts reset the state anyway, so they are
 exact split points. A clip is therefore cut
 
 1. at every hard cut (each shot starts from empty state, exactly as in a sequential run), then
@@ -19,10 +20,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
-#: Frames each segment starts early to settle the recurrent state (see the module docstring).
-DEFAULT_PREROLL = 32
-#: Default segment length: about this many seconds of video.
+#: Frames each segment starts early to settle the recurrent state (see the module docstring):
+#: 32 is enough on most footage, one real clip needed 48-64 (benchmarks/distributed.md)
+DEFAULT_PREROLL = 64
+#: Default segment length: about this many seconds of video ...
 SEGMENT_SECONDS = 10
+#: ... but at least this many times the preroll, so the frames run twice cost at most 1/20 (5%)
+PREROLL_SHARE = 20
 #: Segment length where the frame rate is unknown.
 FALLBACK_SEGMENT_FRAMES = 250
 
@@ -55,11 +59,14 @@ class Segment:
         return self.start == self.shot_start
 
 
-def default_segment_frames(frame_rate: Fraction | float | None) -> int:
-    """About `SEGMENT_SECONDS` of video at `frame_rate` (FALLBACK_SEGMENT_FRAMES when unknown)."""
+def default_segment_frames(frame_rate: Fraction | float | None, preroll: int = DEFAULT_PREROLL) -> int:
+    """About `SEGMENT_SECONDS` of video at `frame_rate` (FALLBACK_SEGMENT_FRAMES when unknown),
+    and at least `PREROLL_SHARE` x `preroll` frames: preroll overhead stays under 5%."""
     if not frame_rate or frame_rate <= 0:
-        return FALLBACK_SEGMENT_FRAMES
-    return max(1, round(SEGMENT_SECONDS * float(frame_rate)))
+        frames = FALLBACK_SEGMENT_FRAMES
+    else:
+        frames = max(1, round(SEGMENT_SECONDS * float(frame_rate)))
+    return max(frames, PREROLL_SHARE * preroll)
 
 
 def shots(frame_count: int, cuts: Iterable[int] = ()) -> list[tuple[int, int]]:
