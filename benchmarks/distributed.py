@@ -16,8 +16,7 @@ Reads clips from ../shared/eval/ (never copied into the repo; skipped with a mes
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
+import os
 import sys
 import tempfile
 import time
@@ -31,23 +30,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 EVAL = REPO.parent / "shared" / "eval"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from temporal import cpu_name  # noqa: E402  (one helper for all benchmark headers)
 
 from vidmatte.api import matte_path  # noqa: E402
 from vidmatte.distributed.driver import RayPool, Settings, matte_clip, matte_many  # noqa: E402
 from vidmatte.distributed.split import default_segment_frames, split_clip  # noqa: E402
 from vidmatte.engine import MattingEngine  # noqa: E402
 from vidmatte.options import MatteOptions  # noqa: E402
-
-
-def machine() -> str:
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        model = platform.processor()
-    import os
-
-    return f"{model}, {os.cpu_count()} cores (shared with other work while measured)"
 
 
 def write_clip(path: Path, frames: list[np.ndarray], rate: Fraction) -> Path:
@@ -325,7 +316,12 @@ def main() -> None:
     parts = set(args.parts.split(","))
 
     engine = MattingEngine(device="cpu")
-    lines = ["# Scale-out on Ray: seams, exactness, scaling", "", f"Machine: {machine()}; torch CPU.", ""]
+    lines = [
+        "# Scale-out on Ray: seams, exactness, scaling",
+        "",
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores (shared with other work while measured); torch CPU.",
+        "",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")

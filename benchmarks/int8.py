@@ -36,7 +36,10 @@ from torch import nn
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 EVAL = REPO.parent / "shared" / "eval"
+
+from temporal import cpu_name  # noqa: E402  (one helper for all benchmark headers)
 
 from vidmatte.model.layout import channels_last  # noqa: E402
 from vidmatte.weights import load_model  # noqa: E402
@@ -131,13 +134,6 @@ def composites(size: tuple[int, int], people: int, backgrounds: list[str]) -> li
             rgb = np.clip((canvas_f * a + bg * (1 - a)) * 255 + 0.5, 0, 255).astype(np.uint8)
             shots.append((f"{Path(path).stem} over {Path(bg_path).stem}", rgb, canvas_a))
     return shots
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

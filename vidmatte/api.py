@@ -48,6 +48,21 @@ def scaled_out(options: MatteOptions) -> bool:
     return options.workers is not None or options.cluster is not None
 
 
+def check_scale_out(
+    workers: int | None, segment_frames: int | None, preroll: int, gpus_per_worker: float | None
+) -> None:
+    """Refuse scale-out settings no run can use (InputError naming the option); for the options
+    and for a `vidmatte.distributed.RayPool` made directly."""
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    if segment_frames is not None and segment_frames < 1:
+        raise InputError(f"--segment-frames must be at least 1, got {segment_frames}")
+    if preroll < 0:
+        raise InputError(f"--preroll must be 0 or more, got {preroll}")
+    if gpus_per_worker is not None and gpus_per_worker <= 0:
+        raise InputError(f"--gpus-per-worker must be positive, got {gpus_per_worker:g}")
+
+
 def check_options(options: MatteOptions) -> None:
     """Refuse option values no run can use, in one line naming the option (InputError)."""
     from .engine import check_ratio
@@ -68,14 +83,7 @@ def check_options(options: MatteOptions) -> None:
         raise InputError(f"--max-frames must be at least 1, got {options.max_frames}")
     if options.fps <= 0:
         raise InputError(f"--fps must be positive, got {options.fps}")
-    if options.workers is not None and options.workers < 1:
-        raise InputError(f"--workers must be at least 1, got {options.workers}")
-    if options.segment_frames is not None and options.segment_frames < 1:
-        raise InputError(f"--segment-frames must be at least 1, got {options.segment_frames}")
-    if options.preroll < 0:
-        raise InputError(f"--preroll must be 0 or more, got {options.preroll}")
-    if options.gpus_per_worker is not None and options.gpus_per_worker <= 0:
-        raise InputError(f"--gpus-per-worker must be positive, got {options.gpus_per_worker:g}")
+    check_scale_out(options.workers, options.segment_frames, options.preroll, options.gpus_per_worker)
     if options.subject_frame < 0:
         raise InputError(f"--subject-frame must be 0 or more, got {options.subject_frame}")
     if options.background is not None:

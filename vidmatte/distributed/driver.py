@@ -190,14 +190,9 @@ class Settings:
         )
 
     def check(self) -> None:
-        if self.workers < 1:
-            raise InputError(f"--workers must be at least 1, got {self.workers}")
-        if self.segment_frames is not None and self.segment_frames < 1:
-            raise InputError(f"--segment-frames must be at least 1, got {self.segment_frames}")
-        if self.preroll < 0:
-            raise InputError(f"--preroll must be 0 or more, got {self.preroll}")
-        if self.gpus_per_worker is not None and not 0 < self.gpus_per_worker:
-            raise InputError(f"--gpus-per-worker must be positive, got {self.gpus_per_worker:g}")
+        from ..api import check_scale_out
+
+        check_scale_out(self.workers, self.segment_frames, self.preroll, self.gpus_per_worker)
 
 
 class RayPool:
