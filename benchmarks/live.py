@@ -6,19 +6,27 @@ frame and drops the ones it had no time for. Headless (no window), but the view 
 every frame (composite over the checkerboard), so the render cost is included; the "+ webm"
 rows also record the matted stream (VP9 with alpha) on the encoder thread.
 
+With `--busy 0,1` (the default) every row is also run beside one other busy process (a Python
+loop spinning on a core), as a streamer's game or a video call would be: the thread tuner
+(`vidmatte.tuning`) has to notice it.
+
 Results go to benchmarks/live.md.
 
-Usage: python benchmarks/live.py [--seconds 8] [--sizes 640x480,1280x720] [--no-record]
+Usage: python benchmarks/live.py [--seconds 8] [--sizes 640x480,1280x720] [--no-record] [--busy 0,1]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
+import multiprocessing
 import os
 import platform
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -50,11 +58,31 @@ def make_camera_clip(path: Path, width: int, height: int, seconds: float, rate: 
     return path
 
 
+def _spin() -> None:
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def busy(processes: int) -> Iterator[None]:
+    """`processes` other processes, each keeping a core busy, while the block runs."""
+    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(processes)]
+    for p in spinners:
+        p.start()
+    try:
+        yield
+    finally:
+        for p in spinners:
+            p.terminate()
+            p.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each run (the camera clip)")
     parser.add_argument("--sizes", default="640x480,1280x720")
     parser.add_argument("--no-record", action="store_true", help="skip the rows that also record to .webm")
+    parser.add_argument("--busy", default="0,1", help="busy processes beside each row, e.g. 0,1")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "live.md")
     args = parser.parse_args()
 
@@ -65,19 +93,29 @@ def main() -> None:
     from vidmatte.live import run_live
 
     sizes = [tuple(int(n) for n in s.split("x")) for s in args.sizes.split(",")]
+    loads = [int(n) for n in args.busy.split(",")]
     matter = Matter(device="cpu")  # ratio "auto": run_live picks the live ratio
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for width, height in sizes:
             clip = make_camera_clip(Path(tmp) / f"camera_{width}x{height}.mp4", width, height, args.seconds)
-            for record in [False] if args.no_record else [False, True]:
+            for record, others in itertools.product([False] if args.no_record else [False, True], loads):
                 # warm up at this size (first calls allocate), then measure a fresh live run
                 run_live(CameraSource(clip, realtime=False), engine=matter, window=False, max_frames=3)
                 output = Path(tmp) / "rec.webm" if record else None
-                stats = run_live(
-                    CameraSource(clip), engine=matter, window=False, background="checker", output=output, overwrite=True
-                )
-                row = (f"{width}x{height}" + (" + webm" if record else ""), stats)
+                with busy(others):
+                    stats = run_live(
+                        CameraSource(clip),
+                        engine=matter,
+                        window=False,
+                        background="checker",
+                        output=output,
+                        overwrite=True,
+                    )
+                name = f"{width}x{height}" + (" + webm" if record else "")
+                if others:
+                    name += f", {others} busy process" + ("es" if others > 1 else "")
+                row = (name, stats)
                 rows.append(row)
                 print(f"{row[0]}: ratio {stats.ratio:.3g}, {stats.summary()}", flush=True)
 
@@ -100,16 +138,18 @@ def main() -> None:
         "a CPU). Latency = capture time (when the frame became available) to the rendered view being "
         "handed to the display/recorder; a real camera adds its own exposure and USB delay before that.",
         "",
+        "Threads: torch's thread count at the end of the row, as the tuner left it (and how often it changed).",
+        "",
         "| resolution | processing ratio (network input) | achieved fps | latency mean (ms) | latency p95 (ms) "
-        "| dropped |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| dropped | threads (changes) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, stats in rows:
         w, h = stats.width, stats.height
         net = f"{round(w * stats.ratio)}x{round(h * stats.ratio)}"
         lines.append(
             f"| {name} | {stats.ratio:.3g} ({net}) | {stats.fps:.1f} | {stats.latency_mean_ms:.0f} "
-            f"| {stats.latency_p95_ms:.0f} | {stats.dropped_percent:.0f}% |"
+            f"| {stats.latency_p95_ms:.0f} | {stats.dropped_percent:.0f}% | {stats.threads} ({stats.thread_switches}) |"
         )
     lines.append("")
     args.out.write_text("\n".join(lines))

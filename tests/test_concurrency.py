@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from vidmatte.concurrency import BackgroundConsumer, background_iter, iter_pushed
+from vidmatte.concurrency import BackgroundConsumer, background_iter
 
 
 def test_background_iter_keeps_order_and_reads_only_a_bounded_distance_ahead():
@@ -72,33 +72,3 @@ def test_consumer_cancelled_by_an_error_drops_the_rest():
                 consumer.put(i)
             raise KeyboardInterrupt
     assert len(got) < 8
-
-
-def test_iter_pushed_delivers_stops_early_and_reraises():
-    def run(push):
-        for i in range(5):
-            push(i)
-
-    assert list(iter_pushed(run)) == list(range(5))
-    finished = threading.Event()
-
-    def endless(push):
-        try:
-            i = 0
-            while True:
-                push(i)
-                i += 1
-        finally:
-            finished.set()
-
-    it = iter_pushed(endless)
-    assert [next(it) for _ in range(3)] == [0, 1, 2]
-    it.close()
-    assert finished.wait(2)  # the producer unwound when the consumer left
-
-    def failing(push):
-        push(1)
-        raise RuntimeError("producer broke")
-
-    with pytest.raises(RuntimeError, match="producer broke"):
-        list(iter_pushed(failing))

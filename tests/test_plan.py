@@ -35,6 +35,17 @@ def test_live_sources_are_not_read_ahead(engine):
     assert plan.fused
 
 
+def test_live_cpu_plan_keeps_the_network_on_one_thread_with_every_core(engine, monkeypatch):
+    """Two threads running multi-threaded torch stages at once make libgomp stop spinning (more
+    OpenMP threads than cores): live mode renders inline with all cores, files split the cores."""
+    monkeypatch.setenv("VIDMATTE_CPUS", "4")
+    live = plan_run(engine, (480, 640), live=True)
+    assert not live.render_ahead and not live.read_ahead
+    assert live.torch_threads == 1 and live.thread_ceiling == 4  # the tuner times its way up
+    files = plan_run(engine, (480, 640))
+    assert files.render_ahead and files.read_ahead and files.torch_threads == 2 and files.thread_ceiling is None
+
+
 def test_gpu_plan_batches_uploads_and_gives_the_encoder_a_thread():
     gpu = SimpleNamespace(device=torch.device("cuda"), dtype=torch.float16, ratio_for=lambda h, w: 0.25)
     plan = plan_run(gpu, (1080, 1920))  # type: ignore[arg-type]

@@ -64,50 +64,6 @@ def background_iter(iterable: Iterable[T], maxsize: int = 2, name: str = "produc
         thread.join(timeout=JOIN_TIMEOUT)
 
 
-class _Stopped(Exception):
-    """Raised into a push-style producer whose consumer has gone."""
-
-
-def iter_pushed(
-    run: Callable[[Callable[[T], None]], None], maxsize: int = 1, name: str = "producer"
-) -> Generator[T, None, None]:
-    """Iterate what `run(push)` pushes, with `run` on a worker thread, `maxsize` items ahead.
-
-    For producers that deliver through a callback (a sink) rather than by yielding. When the
-    consumer stops early (closes the iterator), the next `push` raises inside `run`, which is
-    expected to unwind; errors raised by `run` are re-raised to the consumer.
-    """
-    q: queue.Queue = queue.Queue(maxsize)
-    stop = threading.Event()
-
-    def push(item: T) -> None:
-        if not _put_unless_stopped(q, item, stop):
-            raise _Stopped
-
-    def work() -> None:
-        try:
-            run(push)
-            _put_unless_stopped(q, _DONE, stop)
-        except _Stopped:
-            pass
-        except BaseException as error:  # handed to the consumer, which re-raises it
-            _put_unless_stopped(q, _Failure(error), stop)
-
-    thread = threading.Thread(target=work, name=name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=JOIN_TIMEOUT)
-
-
 class BackgroundConsumer(Generic[T]):
     """Feed items to `consume` on a worker thread; `close()` waits for the last one.
 

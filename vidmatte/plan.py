@@ -29,11 +29,13 @@ class RunPlan:
     chunk_size: int  # frames per network call
     read_ahead: bool  # the source is read on a thread of its own, `queue` chunks ahead
     encode_ahead: bool  # that thread also runs the network's stateless encoder
+    render_ahead: bool  # the full-resolution half runs on a thread of its own (else inline)
     fused: bool  # the full-resolution half runs as the fused CPU renderer
     refine_edges: bool  # the full-resolution half refines the edge band (VideoEdgeRefiner)
     separate_encoder: bool  # the output encoder gets a thread of its own after the renderer
     queue: int  # chunks queued between stages
     torch_threads: int | None  # torch's threads while the run lasts (None: leave as is)
+    thread_ceiling: int | None  # `tuning.ThreadTuner` moves torch_threads up to this by timing frames
     opencv_threads: int | None  # OpenCV's threads while the run lasts (None: leave as is)
     cudnn_benchmark: bool  # let cuDNN time its algorithms for the clip's fixed shapes
 
@@ -67,7 +69,14 @@ def plan_run(
     - The fused renderer covers float32 CPU engines with nothing between the guided filter and the
       picture (no smoothing, no edge refinement).
     - Live sources hand out their newest frame only: a thread reading ahead would hold a frame
-      while newer ones arrive, so the source is read where the recurrent decoder runs.
+      while newer ones arrive, so the source is read where the recurrent decoder runs. On a CPU
+      the whole chain then runs on the calling thread: a second thread running a multi-threaded
+      torch stage puts more OpenMP threads than cores in the process, and libgomp then stops
+      spinning between parallel regions (the network at 320x240 cost 67 ms a frame instead of
+      46); stages on threads of one core each would trade that for latency, and the live window
+      wants the newest frame shown soon. How many cores that one thread's team gets is timed as
+      the run goes (`tuning.ThreadTuner`, from one up): all of them on an idle machine, fewer
+      beside other busy processes, where a team of all the cores collapses (benchmarks/live.md).
     """
     cpu = engine.device.type == "cpu"
     if chunk_size is not None and chunk_size < 1:
@@ -77,11 +86,13 @@ def plan_run(
         chunk_size=1 if live else chunk_size or (1 if cpu else 4),
         read_ahead=not live,
         encode_ahead=cpu and not live,
+        render_ahead=not live,
         fused=cpu and engine.dtype == torch.float32 and not smooth and not refine_edges,
         refine_edges=refine_edges,
         separate_encoder=not cpu,
         queue=1 if live else QUEUE,
-        torch_threads=max(1, available_cpus() // 2) if cpu else None,
+        torch_threads=(1 if live else max(1, available_cpus() // 2)) if cpu else None,
+        thread_ceiling=available_cpus() if cpu and live else None,
         opencv_threads=1 if cpu else None,
         cudnn_benchmark=engine.device.type == "cuda",
     )

@@ -356,6 +356,30 @@ def test_bad_output_fails_before_the_camera_opens(tmp_path, engine):
         run_live(97, engine=engine, window=False, output=tmp_path / "taken.webm")
 
 
+def test_network_runs_on_the_calling_thread(camera_clip, engine):
+    """The whole chain (encoder, recurrent decoder, guided filter) runs where `run_live` was
+    called, so one OpenMP team has the cores (see `plan.plan_run`); the window is on that thread too."""
+    live = engine.with_ratio(0.5)
+    threads: set[int] = set()
+    for name in ("to_tensor", "coarse", "guided_coefficients"):
+        call = getattr(live, name)
+
+        def recorded(*args, _call=call, **kwargs):
+            threads.add(threading.get_ident())
+            return _call(*args, **kwargs)
+
+        setattr(live, name, recorded)
+    shown: list[int] = []
+    stats = run_live(
+        CameraSource(camera_clip, realtime=False),
+        engine=live,
+        window=False,
+        max_frames=3,
+        on_frame=lambda f: shown.append(threading.get_ident()),
+    )
+    assert stats.frames == 3 and threads == set(shown) == {threading.get_ident()}
+
+
 def test_no_thread_left_behind(camera_clip, engine):
     before = threading.active_count()
     run_live(CameraSource(camera_clip), engine=engine, window=False, max_frames=2)

@@ -3,8 +3,9 @@
 `run_live` is what `vidmatte --webcam` runs. The camera is captured on its own thread that keeps
 only the newest frame, so the chain always mattes the freshest picture and drops the ones it had
 no time for: the view never falls behind the camera. The frames go through the same stage chain
-as files (`vidmatte.pipeline`), with the plan for a live source, on a worker thread; this thread
-composes the current view, shows it, reads keys and hands the recording to its writer.
+as files (`vidmatte.pipeline`), with the plan for a live source: on a CPU all of it on this thread
+(see `plan.plan_run` for why), which then composes the current view, shows it, reads keys and
+hands the recording to its writer's thread.
 
 Keys in the window: q / Esc quit, b next background, v next view (matte / original / alpha),
 s save a snapshot (RGBA PNG), c keep everyone again; a click on a person keeps only them. Ctrl-C (and SIGTERM/SIGHUP where the command line turns them into
@@ -14,9 +15,8 @@ s save a snapshot (RGBA PNG), c keep everyone again; a click on a person keeps o
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..compose import check_background
-from ..concurrency import BackgroundConsumer, iter_pushed
+from ..concurrency import BackgroundConsumer
 from ..engine import MattingEngine
 from ..errors import OutputError
 from ..io.atomic import check_target
@@ -39,6 +39,7 @@ from ..pipeline.subject import SubjectGates
 from ..plan import describe_run, plan_run
 from ..signals import Terminated
 from ..subject import Selection
+from ..tuning import ThreadTuner
 from ..types import CapturedFrame, Rendered
 from .views import VIEWS, BackgroundCycle, CvWindow, Display, draw_overlay, render_view
 
@@ -89,6 +90,8 @@ class LiveStats:
     output: Path | None = None
     snapshots: list[Path] = field(default_factory=list)
     stopped_by: str = ""  # "end", "max-frames", "key", "interrupt", "callback"
+    threads: int | None = None  # torch's threads at the end, as the CPU's tuner left them
+    thread_switches: int = 0  # how often the tuner changed them
     subject: list[str] = field(default_factory=list)  # who was chosen and what became of them
     end_reason: str | None = None  # why the source ended, when it did
     latencies_ms: list[float] = field(default_factory=list, repr=False)
@@ -215,41 +218,45 @@ def run_live(
             )
             recorder = stack.enter_context(BackgroundConsumer(_recording(writer), maxsize=2, name="record"))
         state = _LoopState(view=view)
-        stop = threading.Event()
+
+        tuner = ThreadTuner(plan.thread_ceiling, plan.torch_threads or 1) if plan.thread_ceiling else None
 
         def frames() -> Iterator[CapturedFrame]:
-            while not stop.is_set():
+            # the chain runs inline (`plan.render_ahead` is off for live sources): from handing
+            # out a frame to being asked for the next is that frame's whole processing
+            while True:
                 frame = camera.read_latest(timeout=read_timeout)
                 if frame is None:
                     return
+                started = time.perf_counter()
                 yield frame
+                if tuner is not None:
+                    tuner.record(time.perf_counter() - started)
 
-        def matte(push: Callable[[Rendered], None]) -> None:
-            run_chain(frames(), chain, push)
-
-        rendered: Generator[Rendered, None, None] = iter_pushed(matte, maxsize=1, name="live")
+        deliver = _Delivery(
+            backgrounds,
+            display,
+            recorder,
+            writer.carries_alpha if writer else False,
+            max_frames,
+            Path(snapshot_dir),
+            on_frame,
+            stats,
+            state,
+            chain.subject,
+        )
         try:
-            with contextlib.closing(rendered):
-                _deliver(
-                    rendered,
-                    backgrounds,
-                    display,
-                    recorder,
-                    writer.carries_alpha if writer else False,
-                    max_frames,
-                    Path(snapshot_dir),
-                    on_frame,
-                    stats,
-                    state,
-                    chain.subject,
-                )
+            run_chain(frames(), chain, deliver)
+        except _Stop:
+            pass
         except (KeyboardInterrupt, Terminated):
             # Ctrl-C, kill, a closed terminal: leave the with block normally, the recording is finished
             stats.stopped_by = "interrupt"
         finally:
-            stop.set()
-            camera.close()  # wakes a read waiting for the next frame, so the chain's thread ends
+            camera.close()
         stats.end_reason = camera.end_reason
+        if tuner is not None:
+            stats.threads, stats.thread_switches = tuner.current, tuner.switches
         stats.subject = chain.subject.report()
     if writer is not None:
         stats.recorded = writer.frames_written
@@ -277,81 +284,90 @@ class _LoopState:
     message_until: float = 0.0
 
 
-def _deliver(
-    rendered: Iterator[Rendered],
-    backgrounds: BackgroundCycle,
-    display: Display | None,
-    recorder: BackgroundConsumer | None,
-    record_alpha: bool,
-    max_frames: int | None,
-    snapshot_dir: Path,
-    on_frame: Callable[[LiveFrame], bool | None] | None,
-    stats: LiveStats,
-    state: _LoopState,
-    subject: SubjectGates,
-) -> None:
-    """Show, record and account each matted frame, and act on keys and clicks, until a stop."""
-    stats.stopped_by = "end"
-    for item in rendered:
-        for rgba, frame in zip(item.pictures, item.frames):
-            if max_frames is not None and stats.frames >= max_frames:
-                stats.stopped_by = "max-frames"
-                return
-            assert isinstance(frame, CapturedFrame)
-            rgb = frame.rgb
-            picture = render_view(state.view, rgba, rgb, backgrounds.picture(rgb) if state.view == "matte" else None)
-            if recorder is not None:
-                if record_alpha:
-                    recorded = rgba
-                elif state.view == "matte":
-                    recorded = picture
-                else:
-                    recorded = render_view("matte", rgba, rgb, backgrounds.picture(rgb))
-                recorder.put((recorded, frame.pts))
-            key, click = -1, None
-            problem = subject.problem()
-            if problem is not None:
-                _say(state, problem, seconds=4.0)
-            if display is not None:
-                bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
-                display.show(draw_overlay(bgr, _overlay_lines(state, backgrounds.name, recorder is not None)))
-                key, click = display.poll_key(), display.poll_click()
-            if click is not None:
-                subject.choose(Selection.at(*click))
-                _say(state, f"subject: the person at {click[0]},{click[1]} (c: everyone)")
-            delivered = time.monotonic()
-            latency = delivered - frame.captured
-            _account(stats, state, frame, delivered, latency)
+class _Stop(Exception):
+    """Raised out of the chain's sink when a key, `max_frames` or `on_frame` ends the run."""
 
-            if (
-                on_frame is not None
-                and on_frame(LiveFrame(frame.index, frame.captured, rgb, rgba, picture, latency)) is False
-            ):
-                stats.stopped_by = "callback"
-                return
-            if key in _QUIT_KEYS:
-                stats.stopped_by = "key"
-                return
-            if key in (ord("b"), ord("B")):
-                backgrounds.advance()
-                _say(state, f"background: {backgrounds.name}")
-            elif key in (ord("c"), ord("C")):
-                subject.choose(None)
-                _say(state, "subject: everyone")
-            elif key in (ord("v"), ord("V")):
-                state.view = VIEWS[(VIEWS.index(state.view) + 1) % len(VIEWS)]
-                _say(state, f"view: {state.view}")
-            elif key in (ord("s"), ord("S")):
-                try:
-                    path = save_snapshot(rgba, snapshot_dir, frame.index)
-                except (OutputError, OSError) as error:  # a failed snapshot must not end the session
-                    _say(state, f"snapshot failed: {error}")
-                else:
-                    stats.snapshots.append(path)
-                    _say(state, f"saved {path.name}")
-        if max_frames is not None and stats.frames >= max_frames:
-            stats.stopped_by = "max-frames"
-            return
+
+@dataclass
+class _Delivery:
+    """The chain's sink: shows, records and accounts each matted frame and acts on keys and clicks."""
+
+    backgrounds: BackgroundCycle
+    display: Display | None
+    recorder: BackgroundConsumer | None
+    record_alpha: bool
+    max_frames: int | None
+    snapshot_dir: Path
+    on_frame: Callable[[LiveFrame], bool | None] | None
+    stats: LiveStats
+    state: _LoopState
+    subject: SubjectGates
+
+    def __post_init__(self) -> None:
+        self.stats.stopped_by = "end"
+
+    def __call__(self, item: Rendered) -> None:
+        for rgba, frame in zip(item.pictures, item.frames):
+            assert isinstance(frame, CapturedFrame)
+            self._one(rgba, frame)
+            if self.max_frames is not None and self.stats.frames >= self.max_frames:
+                self._stop("max-frames")
+
+    def _stop(self, why: str) -> None:
+        self.stats.stopped_by = why
+        raise _Stop
+
+    def _one(self, rgba: np.ndarray, frame: CapturedFrame) -> None:
+        state, backgrounds, subject = self.state, self.backgrounds, self.subject
+        rgb = frame.rgb
+        picture = render_view(state.view, rgba, rgb, backgrounds.picture(rgb) if state.view == "matte" else None)
+        if self.recorder is not None:
+            if self.record_alpha:
+                recorded = rgba
+            elif state.view == "matte":
+                recorded = picture
+            else:
+                recorded = render_view("matte", rgba, rgb, backgrounds.picture(rgb))
+            self.recorder.put((recorded, frame.pts))
+        key, click = -1, None
+        problem = subject.problem()
+        if problem is not None:
+            _say(state, problem, seconds=4.0)
+        if self.display is not None:
+            bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+            self.display.show(draw_overlay(bgr, _overlay_lines(state, backgrounds.name, self.recorder is not None)))
+            key, click = self.display.poll_key(), self.display.poll_click()
+        if click is not None:
+            subject.choose(Selection.at(*click))
+            _say(state, f"subject: the person at {click[0]},{click[1]} (c: everyone)")
+        delivered = time.monotonic()
+        latency = delivered - frame.captured
+        _account(self.stats, state, frame, delivered, latency)
+
+        if (
+            self.on_frame is not None
+            and self.on_frame(LiveFrame(frame.index, frame.captured, rgb, rgba, picture, latency)) is False
+        ):
+            self._stop("callback")
+        if key in _QUIT_KEYS:
+            self._stop("key")
+        if key in (ord("b"), ord("B")):
+            backgrounds.advance()
+            _say(state, f"background: {backgrounds.name}")
+        elif key in (ord("c"), ord("C")):
+            subject.choose(None)
+            _say(state, "subject: everyone")
+        elif key in (ord("v"), ord("V")):
+            state.view = VIEWS[(VIEWS.index(state.view) + 1) % len(VIEWS)]
+            _say(state, f"view: {state.view}")
+        elif key in (ord("s"), ord("S")):
+            try:
+                path = save_snapshot(rgba, self.snapshot_dir, frame.index)
+            except (OutputError, OSError) as error:  # a failed snapshot must not end the session
+                _say(state, f"snapshot failed: {error}")
+            else:
+                self.stats.snapshots.append(path)
+                _say(state, f"saved {path.name}")
 
 
 def _account(stats: LiveStats, state: _LoopState, frame: CapturedFrame, delivered: float, latency: float) -> None:

@@ -100,7 +100,8 @@ class StageChain:
     def front(self, frames: list[VideoFrame]) -> Prepared:
         """Stateless: stack the frames and make the network's input (the encoder's features on
         CPU; the frames uploaded on a GPU, so the copy overlaps the decoder's work)."""
-        rgb = np.stack([f.rgb for f in frames])
+        # one frame (CPU, live): a view, not a copy of the full-resolution picture
+        rgb = frames[0].rgb[None] if len(frames) == 1 else np.stack([f.rgb for f in frames])
         ready = self.engine.encode(rgb) if self.plan.encode_ahead else self.engine.to_tensor(rgb)
         return Prepared(frames, rgb, ready)
 

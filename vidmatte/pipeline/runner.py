@@ -3,6 +3,8 @@
     source -> [reading thread: front] -> this thread: recurrent -> [render thread: finish]
            -> [encoder thread: sink]
 
+(the bracketed threads exist where the plan asks for them; otherwise that stage runs inline.)
+
 Queues between threads are bounded (memory stays flat however long the clip) and an error on
 any thread stops the others and is raised here, so the caller's output is aborted promptly.
 """
@@ -40,8 +42,9 @@ def run_chain(frames: Iterable[VideoFrame], chain: StageChain, sink: Sink) -> in
     """Matte `frames` (one clip, in order) through `chain` into `sink`; returns the frames done.
 
     The chain is reset first. Threads follow `chain.plan`; the plan's process-wide settings hold
-    while they run. `sink` runs on the render thread (or the encoder's own, where the plan gives
-    it one); an exception there or in `frames` stops the run and is raised here.
+    while they run. `sink` runs on the render thread (the encoder's own, where the plan gives it
+    one; the calling thread, where the plan renders inline); an exception there or in `frames`
+    stops the run and is raised here.
     """
     plan = chain.plan
     chain.reset()
@@ -53,7 +56,7 @@ def run_chain(frames: Iterable[VideoFrame], chain: StageChain, sink: Sink) -> in
     with (
         applied(plan),
         _maybe_in_background(sink, plan.separate_encoder, plan.queue, "encode") as deliver,
-        BackgroundConsumer(finish, maxsize=plan.queue, name="render") as render,
+        _maybe_in_background(finish, plan.render_ahead, plan.queue, "render") as render,
     ):
         prepared: Generator[Prepared, None, None] = (chain.front(c) for c in chunks(frames, plan.chunk_size))
         if plan.read_ahead:
@@ -63,7 +66,7 @@ def run_chain(frames: Iterable[VideoFrame], chain: StageChain, sink: Sink) -> in
         with closing(prepared):
             for item in prepared:
                 for chunk in chain.recurrent(item):
-                    render.put(chunk)
+                    render(chunk)
                     done += len(chunk)
     return done
 

@@ -1,0 +1,91 @@
+"""The live thread tuner, on a simulated machine whose frame times depend on the thread count
+and on whether something else is busy (the real figures are in benchmarks/live.md)."""
+
+from __future__ import annotations
+
+import random
+
+from vidmatte.tuning import LONGEST_GAP, ThreadTuner, thread_counts
+
+IDLE_2 = {2: 0.047, 1: 0.072}  # seconds a frame, 640x480 live on 2 cores
+LOADED_2 = {2: 0.40, 1: 0.075}  # beside one busy process
+
+
+class Machine:
+    """Frame times by thread count, with +-10% noise, and the counts the tuner applied."""
+
+    def __init__(self, times: dict[int, float], seed: int = 0) -> None:
+        self.times, self.random = times, random.Random(seed)
+        self.applied: list[int] = []
+
+    def frame(self, threads: int) -> float:
+        return self.times[threads] * self.random.uniform(0.9, 1.1)
+
+
+def run(tuner: ThreadTuner, machine: Machine, frames: int) -> list[int]:
+    """The thread count of each frame, as a live run would go."""
+    used = []
+    for _ in range(frames):
+        threads = tuner.current
+        used.append(threads)
+        tuner.record(machine.frame(threads))
+    return used
+
+
+def tuner_for(machine: Machine, most: int, start: int = 1) -> ThreadTuner:
+    return ThreadTuner(most, start, apply=machine.applied.append)
+
+
+def test_counts_halve_down_to_one():
+    assert thread_counts(8) == [8, 4, 2, 1] and thread_counts(6) == [6, 3, 1] and thread_counts(1) == [1]
+
+
+def test_idle_machine_takes_every_core_at_once_and_probes_rarely():
+    machine = Machine(IDLE_2)
+    tuner = tuner_for(machine, 2)
+    used = run(tuner, machine, 1000)
+    assert used[:5] == [1] * 5 and used[6:40] == [2] * 34  # one sample at the start, then a win
+    assert tuner.current == 2 and tuner.switches == 1
+    assert used.count(1) / len(used) < 0.05  # the later probes of one thread cost little
+    assert machine.applied[-1] == 2
+
+
+def test_busy_machine_drops_to_one_thread_within_a_second():
+    machine = Machine(LOADED_2)
+    tuner = tuner_for(machine, 2)
+    used = run(tuner, machine, 300)
+    assert used[:5] == [1] * 5 and used[6:20] == [1] * 14  # the probe of two threads lost at once
+    assert tuner.current == 1 and tuner.switches == 0
+    # probes of two threads are cut short: a collapsed team is visible, so it shows for few frames
+    assert used.count(2) <= 4
+
+
+def test_load_that_comes_and_goes_is_followed():
+    machine = Machine(IDLE_2)
+    tuner = tuner_for(machine, 2)
+    run(tuner, machine, 200)
+    machine.times = LOADED_2
+    assert run(tuner, machine, 400)[-100:] == [1] * 100  # the drift of the team's times triggers a probe
+    machine.times = IDLE_2
+    used = run(tuner, machine, LONGEST_GAP + 100)
+    assert tuner.switches == 3 and used[-100:].count(2) >= 90  # back to both cores, but for probes
+
+
+def test_many_idle_cores_are_climbed_quickly():
+    machine = Machine({8: 0.020, 4: 0.032, 2: 0.050, 1: 0.090})
+    tuner = tuner_for(machine, 8)
+    used = run(tuner, machine, 200)
+    assert used[40:60] == [8] * 20 and tuner.switches == 3
+
+
+def test_many_cores_settle_on_the_best_neighbour():
+    machine = Machine({8: 0.30, 4: 0.050, 2: 0.062, 1: 0.10})  # a team of 8 beside busy processes
+    tuner = tuner_for(machine, 8)
+    used = run(tuner, machine, 600)
+    assert tuner.current == 4 and used[-100:].count(4) >= 90
+
+
+def test_one_core_has_nothing_to_tune():
+    machine = Machine({1: 0.07})
+    tuner = tuner_for(machine, 1)
+    assert set(run(tuner, machine, 100)) == {1} and machine.applied == []
