@@ -117,6 +117,25 @@ def applied(plan: RunPlan) -> Iterator[None]:
         torch.backends.cudnn.benchmark = before[2]
 
 
+def worker_threads(workers: int) -> int:
+    """Torch threads for each of `workers` long-lived threads that run multi-threaded work side by
+    side (a server's still workers): the cores shared out, at least one each.
+
+    With libgomp (Linux builds of torch) the OpenMP threads a process holds count across all the
+    threads that ever ran a multi-threaded torch call; once they outnumber the cores, every team
+    stops spinning between parallel regions, and the network's hundreds of small regions a frame
+    get slow (a 1-MP still on a worker thread: 3.3 s instead of 2.4, benchmarks/serve_load.md).
+    So these workers share the cores out, and the thread that loads the model and serves requests
+    keeps to one torch thread (`one_torch_thread`)."""
+    return max(1, available_cpus() // max(1, workers))
+
+
+def one_torch_thread() -> None:
+    """This thread runs torch with one thread from now on (no OpenMP team of its own; see
+    `worker_threads`). Threads started later start from the same setting."""
+    torch.set_num_threads(1)
+
+
 def describe_run(engine: MattingEngine, network: tuple[int, int], size: tuple[int, int], what: str = "") -> str:
     """One line saying how a run uses the machine, e.g.
     `cpu, fp32 (this torch build has no CUDA); network at 512x288 for 1280x720 frames`."""

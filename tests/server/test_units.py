@@ -272,3 +272,39 @@ def test_subject_parameters_mirror_the_command_line():
         job_request({"subject": "10;20"}, webhooks=False)
     with pytest.raises(ParamError, match="subject_frame"):
         job_request({"subject_frame": "-1"}, webhooks=False)
+
+
+def test_stills_run_on_long_lived_threads_with_the_cores(engine, tmp_path, monkeypatch):
+    """Each still is matted on the same dedicated thread, whose torch team has the cores: threads
+    that come and go with teams of their own would slow every still down (`plan.worker_threads`)."""
+    import anyio
+    import torch
+
+    from vidmatte.io.images import read_image
+    from vidmatte.plan import worker_threads
+    from vidmatte.server.stills import Stills
+
+    monkeypatch.setenv("VIDMATTE_CPUS", "2")
+    stills = Stills(engine.with_ratio(1.0))
+    seen: list[tuple[str, int]] = []
+    real = stills._matte
+
+    def matte(*args):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return real(*args)
+
+    stills._matte = matte  # type: ignore[method-assign]
+    source = Path(__file__).resolve().parents[2] / "samples" / "astronaut.jpg"
+
+    async def two() -> None:
+        picture = await stills.decode(source)
+        for name in ("a.png", "b.png"):
+            await stills.matte(source, picture, tmp_path / name, MatteOptions(passes=1, refine=False))
+
+    try:
+        anyio.run(two)
+    finally:
+        stills.close()
+    assert len(seen) == 2 and seen[0] == seen[1] and seen[0][0].startswith("still")
+    assert seen[0][1] == worker_threads(1) == 2
+    assert read_image(tmp_path / "a.png").rgb.shape[:2] == read_image(source).rgb.shape[:2]

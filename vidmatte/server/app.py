@@ -87,6 +87,7 @@ def create_app(
             yield
         finally:
             await anyio.to_thread.run_sync(runner.stop)
+            await anyio.to_thread.run_sync(stills.close)
 
     app = FastAPI(
         title="vidmatte",

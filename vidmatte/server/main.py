@@ -264,11 +264,13 @@ def run(config: ServerConfig) -> None:
 def _serve(config: ServerConfig, sock: socket.socket, data: Any, store: Any, uvicorn: Any) -> None:
     from ..api import open_engine
     from ..options import MatteOptions
+    from ..plan import one_torch_thread
     from .app import Settings, create_app
     from .jobs import JobRunner, Webhooks
     from .stills import Stills
 
     log.info("loading the model ...")
+    one_torch_thread()  # this thread serves requests; the still workers get the cores (plan.worker_threads)
     engine = open_engine(MatteOptions(device=config.device, precision=config.precision))
     device = engine.describe()
     runner = JobRunner(

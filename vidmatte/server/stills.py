@@ -2,16 +2,20 @@
 
 Each still gets `engine.with_ratio(...)`: the model is shared, nothing else is (still mode keeps
 its recurrent state in local variables, not on the engine). At most `workers` stills are matted
-at once, since they share the processor or GPU; `queue` more may wait, and beyond that a client
-is told to come back (429). Decoding runs beside the matting (bounded too: a large picture
+at once, since they share the processor or GPU, each on a thread of its own that lives as long
+as the server, with its share of the cores (`plan.worker_threads`: threads that come and go
+with their own OpenMP teams would slow every still down); `queue` more may wait, and beyond
+that a client is told to come back (429). Decoding runs beside the matting (bounded too: a large picture
 takes a few hundred megabytes while decoded), so a bad upload is refused at once, not after
 the stills ahead of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,8 +46,25 @@ class Stills:
         self.workers, self.queue = workers, queue
         self.pending = 0  # matting or waiting to; changed on the event loop's thread only
         self.seconds = 1.0  # running mean of the time one still takes (for Retry-After)
-        self._limiter: anyio.CapacityLimiter | None = None
         self._decoders: anyio.CapacityLimiter | None = None
+        self._workers: ThreadPoolExecutor | None = None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._workers is None:
+            import torch
+
+            from ..plan import worker_threads
+
+            self._workers = ThreadPoolExecutor(
+                self.workers, "still", initializer=torch.set_num_threads, initargs=(worker_threads(self.workers),)
+            )
+        return self._workers
+
+    def close(self) -> None:
+        """Wait for the stills being matted and end the worker threads."""
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, cancel_futures=True)
+            self._workers = None
 
     @property
     def full(self) -> bool:
@@ -65,14 +86,12 @@ class Stills:
         seconds matting). Busy when the queue is full."""
         if self.full:
             raise Busy(self.retry_after())
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.workers)
         self.pending += 1
         queued = time.perf_counter()
         try:
-            started, took = await anyio.to_thread.run_sync(
-                self._matte, source, picture, target, options, limiter=self._limiter
-            )
+            work = self._pool().submit(self._matte, source, picture, target, options)
+            with anyio.CancelScope(shield=True):  # a client that leaves does not stop the still
+                started, took = await asyncio.wrap_future(work)
         finally:
             self.pending -= 1
         return started - queued, took
