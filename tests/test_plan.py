@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from vidmatte.plan import QUEUE, describe_run, plan_run
+from vidmatte.plan import QUEUE, describe_run, plan_run, worker_threads
 
 
 def test_cpu_file_run_uses_three_stages_and_the_fused_renderer(engine):
@@ -44,6 +44,15 @@ def test_live_cpu_plan_keeps_the_network_on_one_thread_with_every_core(engine, m
     assert live.torch_threads == 1 and live.thread_ceiling == 4  # the tuner times its way up
     files = plan_run(engine, (480, 640))
     assert files.render_ahead and files.read_ahead and files.torch_threads == 2 and files.thread_ceiling is None
+
+
+@pytest.mark.parametrize(("cpus", "per_stage"), [(1, 1), (2, 1), (4, 2), (8, 3), (16, 6)])
+def test_file_stages_keep_the_openmp_threads_within_the_cores(engine, monkeypatch, cpus, per_stage):
+    """Three stages with their own teams: 1 + 3 * (threads - 1) <= cores (see `stage_threads`)."""
+    monkeypatch.setenv("VIDMATTE_CPUS", str(cpus))
+    threads = plan_run(engine, (720, 1280)).torch_threads
+    assert threads == per_stage and 1 + 3 * (threads - 1) <= cpus
+    assert worker_threads(1) == cpus and 1 + 2 * (worker_threads(2) - 1) <= cpus
 
 
 def test_gpu_plan_batches_uploads_and_gives_the_encoder_a_thread():

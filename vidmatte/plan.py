@@ -56,9 +56,10 @@ def plan_run(
       and cost ~30% more per frame (measured at 720p); 4 on GPUs, which want batches. A live
       source gives one newest frame at a time.
     - CPU: three stages (read + stateless encoder, recurrent decoder, full-resolution half) keep
-      both cores busy (benchmarks/speed.md); each of the two model stages gets half the cores,
-      since one pool shared by both made them fight (9.8 -> 15.0 frames/s at 720p on 2 cores);
-      OpenCV's own pool would fan every resize out over all cores under the stages' feet.
+      both cores busy (benchmarks/speed.md); each stage gets its own torch threads, since one
+      pool shared by the model stages made them fight (9.8 -> 15.0 frames/s at 720p on 2 cores),
+      as many as `stage_threads(3)` allows (one on 2 cores, 2 on 4, 3 on 8); OpenCV's own pool
+      would fan every resize out over all cores under the stages' feet.
     - GPU: the reading thread uploads frames (pinned, asynchronous), so copies overlap the
       network; the model is far faster than the codecs, so the output encoder gets a thread of
       its own. On a 2-core CPU that split measured within noise (mp4 10.9 s inline vs 11.3 s,
@@ -91,7 +92,7 @@ def plan_run(
         refine_edges=refine_edges,
         separate_encoder=not cpu,
         queue=1 if live else QUEUE,
-        torch_threads=(1 if live else max(1, available_cpus() // 2)) if cpu else None,
+        torch_threads=(1 if live else stage_threads(3)) if cpu else None,
         thread_ceiling=available_cpus() if cpu and live else None,
         opencv_threads=1 if cpu else None,
         cudnn_benchmark=engine.device.type == "cuda",
@@ -117,17 +118,28 @@ def applied(plan: RunPlan) -> Iterator[None]:
         torch.backends.cudnn.benchmark = before[2]
 
 
+def stage_threads(stages: int) -> int:
+    """Torch threads for each of `stages` threads that run multi-threaded torch work at once:
+    the most that keeps the process's OpenMP threads within the cores.
+
+    With libgomp (Linux builds of torch) a thread's team holds `threads - 1` helpers besides
+    the thread itself and the process's first thread counts once; once the total outnumbers the
+    cores, every team stops spinning between parallel regions and the network's hundreds of
+    small regions a frame get slow (on 2 cores: 67 ms a frame instead of 46 at 320x240,
+    benchmarks/live.md). So `1 + stages * (threads - 1) <= cores`."""
+    return max(1, (available_cpus() - 1) // max(1, stages) + 1)
+
+
 def worker_threads(workers: int) -> int:
     """Torch threads for each of `workers` long-lived threads that run multi-threaded work side by
     side (a server's still workers): the cores shared out, at least one each.
 
-    With libgomp (Linux builds of torch) the OpenMP threads a process holds count across all the
-    threads that ever ran a multi-threaded torch call; once they outnumber the cores, every team
-    stops spinning between parallel regions, and the network's hundreds of small regions a frame
-    get slow (a 1-MP still on a worker thread: 3.3 s instead of 2.4, benchmarks/serve_load.md).
-    So these workers share the cores out, and the thread that loads the model and serves requests
-    keeps to one torch thread (`one_torch_thread`)."""
-    return max(1, available_cpus() // max(1, workers))
+    The OpenMP threads a process holds count across every thread that ran a multi-threaded torch
+    call (`stage_threads`): a 1-MP still on a worker thread took 3.3 s instead of 2.4 while the
+    serving thread's own team was alive (benchmarks/serve_load.md). So these workers share the
+    cores out, and the thread that loads the model and serves requests keeps to one torch thread
+    (`one_torch_thread`)."""
+    return stage_threads(workers)
 
 
 def one_torch_thread() -> None:
