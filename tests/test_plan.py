@@ -31,7 +31,8 @@ def test_filters_between_the_guided_filter_and_the_picture_turn_fusing_off(engin
 
 def test_live_sources_are_not_read_ahead(engine):
     plan = plan_run(engine, (480, 640), live=True, chunk_size=4)
-    assert plan.chunk_size == 1 and not plan.read_ahead and not plan.encode_ahead and plan.queue == 1
+    assert plan.chunk_size == 1 and not plan.read_ahead and plan.queue == 1
+    assert plan.encode_ahead  # inline, but from the bytes: no full-resolution float copy first
     assert plan.fused
 
 

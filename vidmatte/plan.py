@@ -28,7 +28,7 @@ class RunPlan:
 
     chunk_size: int  # frames per network call
     read_ahead: bool  # the source is read on a thread of its own, `queue` chunks ahead
-    encode_ahead: bool  # that thread also runs the network's stateless encoder
+    encode_ahead: bool  # `front` runs the network's stateless encoder (else it only uploads frames)
     render_ahead: bool  # the full-resolution half runs on a thread of its own (else inline)
     fused: bool  # the full-resolution half runs as the fused CPU renderer
     refine_edges: bool  # the full-resolution half refines the edge band (VideoEdgeRefiner)
@@ -86,7 +86,7 @@ def plan_run(
     return RunPlan(
         chunk_size=1 if live else chunk_size or (1 if cpu else 4),
         read_ahead=not live,
-        encode_ahead=cpu and not live,
+        encode_ahead=cpu,
         render_ahead=not live,
         fused=cpu and engine.dtype == torch.float32 and not smooth and not refine_edges,
         refine_edges=refine_edges,
