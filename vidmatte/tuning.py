@@ -1,5 +1,5 @@
 """Torch's thread count chosen by timing while a run lasts, for runs whose every torch stage is
-on one thread (live on a CPU; `plan.RunPlan.tune_threads` says when).
+on one thread (live on a CPU; `plan.RunPlan.thread_ceiling` says when).
 
 A team of all the cores is the fastest on an idle machine: its OpenMP threads spin between the
 network's many small parallel regions. Beside another busy process the same team collapses (a
@@ -45,7 +45,8 @@ class ThreadTuner:
     """Keeps whichever neighbouring thread count runs frames fastest.
 
     Call `record(seconds)` after each frame with what it took on the calling thread; the count
-    for the next frame is applied (`apply`, torch.set_num_threads by default) and returned.
+    for the next frame is applied (`apply`, torch.set_num_threads by default) and returned; the
+    start is applied at once.
     It starts at `start` (one thread unless told: cheap to leave on an idle machine, and right
     on a loaded one). Times at the current count set its reference; after the first `SAMPLE`
     frames, right after each win, every `FIRST_GAP` frames after that (doubling to
@@ -68,6 +69,8 @@ class ThreadTuner:
         self._until_probe = 1
         self._direction = -1 if self._at else 1  # index -1: more threads
         self.switches = 0
+        if len(self.counts) > 1:
+            apply(self.counts[self._at])
 
     @property
     def current(self) -> int:
