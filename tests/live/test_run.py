@@ -11,6 +11,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import moving_clip
 from tests.io.conftest import make_clip
@@ -370,6 +371,7 @@ def test_network_runs_on_the_calling_thread(camera_clip, engine):
 
         setattr(live, name, recorded)
     shown: list[int] = []
+    threads_before = torch.get_num_threads()
     stats = run_live(
         CameraSource(camera_clip, realtime=False),
         engine=live,
@@ -378,6 +380,7 @@ def test_network_runs_on_the_calling_thread(camera_clip, engine):
         on_frame=lambda f: shown.append(threading.get_ident()),
     )
     assert stats.frames == 3 and threads == set(shown) == {threading.get_ident()}
+    assert torch.get_num_threads() == threads_before  # the tuner's count ends with the run
 
 
 def test_no_thread_left_behind(camera_clip, engine):

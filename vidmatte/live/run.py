@@ -219,18 +219,21 @@ def run_live(
             recorder = stack.enter_context(BackgroundConsumer(_recording(writer), maxsize=2, name="record"))
         state = _LoopState(view=view)
 
-        tuner = ThreadTuner(plan.thread_ceiling, plan.torch_threads or 1) if plan.thread_ceiling else None
+        tuners: list[ThreadTuner] = []
 
         def frames() -> Iterator[CapturedFrame]:
             # the chain runs inline (`plan.render_ahead` is off for live sources): from handing
-            # out a frame to being asked for the next is that frame's whole processing
+            # out a frame to being asked for the next is that frame's whole processing. The
+            # tuner starts here, inside the run's thread settings, which are restored after it.
+            if plan.thread_ceiling:
+                tuners.append(ThreadTuner(plan.thread_ceiling, plan.torch_threads or 1))
             while True:
                 frame = camera.read_latest(timeout=read_timeout)
                 if frame is None:
                     return
                 started = time.perf_counter()
                 yield frame
-                if tuner is not None:
+                for tuner in tuners:
                     tuner.record(time.perf_counter() - started)
 
         deliver = _Delivery(
@@ -255,7 +258,7 @@ def run_live(
         finally:
             camera.close()
         stats.end_reason = camera.end_reason
-        if tuner is not None:
+        for tuner in tuners:
             stats.threads, stats.thread_switches = tuner.current, tuner.switches
         stats.subject = chain.subject.report()
     if writer is not None:
