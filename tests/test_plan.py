@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from vidmatte.plan import QUEUE, describe_run, plan_run, worker_threads
+from vidmatte.plan import QUEUE, describe_run, plan_run, stage_threads
 
 
 def test_cpu_file_run_uses_three_stages_and_the_fused_renderer(engine):
@@ -53,7 +53,7 @@ def test_file_stages_keep_the_openmp_threads_within_the_cores(engine, monkeypatc
     monkeypatch.setenv("VIDMATTE_CPUS", str(cpus))
     threads = plan_run(engine, (720, 1280)).torch_threads
     assert threads == per_stage and 1 + 3 * (threads - 1) <= cpus
-    assert worker_threads(1) == cpus and 1 + 2 * (worker_threads(2) - 1) <= cpus
+    assert stage_threads(1) == cpus and 1 + 2 * (stage_threads(2) - 1) <= cpus
 
 
 def test_gpu_plan_batches_uploads_and_gives_the_encoder_a_thread():

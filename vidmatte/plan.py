@@ -130,21 +130,11 @@ def stage_threads(stages: int) -> int:
     return max(1, (available_cpus() - 1) // max(1, stages) + 1)
 
 
-def worker_threads(workers: int) -> int:
-    """Torch threads for each of `workers` long-lived threads that run multi-threaded work side by
-    side (a server's still workers): the cores shared out, at least one each.
-
-    The OpenMP threads a process holds count across every thread that ran a multi-threaded torch
-    call (`stage_threads`): a 1-MP still on a worker thread took 3.3 s instead of 2.4 while the
-    serving thread's own team was alive (benchmarks/serve_load.md). So these workers share the
-    cores out, and the thread that loads the model and serves requests keeps to one torch thread
-    (`one_torch_thread`)."""
-    return stage_threads(workers)
-
-
 def one_torch_thread() -> None:
-    """This thread runs torch with one thread from now on (no OpenMP team of its own; see
-    `worker_threads`). Threads started later start from the same setting."""
+    """This thread runs torch with one thread from now on: no OpenMP team of its own, so the
+    threads that do the work (a server's still workers, `stage_threads` each) have the cores.
+    A 1-MP still on a worker thread took 3.3 s instead of 2.4 while the serving thread's own
+    team was alive (benchmarks/serve_load.md). Threads started later start from the same setting."""
     torch.set_num_threads(1)
 
 

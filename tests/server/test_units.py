@@ -276,12 +276,12 @@ def test_subject_parameters_mirror_the_command_line():
 
 def test_stills_run_on_long_lived_threads_with_the_cores(engine, tmp_path, monkeypatch):
     """Each still is matted on the same dedicated thread, whose torch team has the cores: threads
-    that come and go with teams of their own would slow every still down (`plan.worker_threads`)."""
+    that come and go with teams of their own would slow every still down (`plan.stage_threads`)."""
     import anyio
     import torch
 
     from vidmatte.io.images import read_image
-    from vidmatte.plan import worker_threads
+    from vidmatte.plan import stage_threads
     from vidmatte.server.stills import Stills
 
     monkeypatch.setenv("VIDMATTE_CPUS", "2")
@@ -306,5 +306,5 @@ def test_stills_run_on_long_lived_threads_with_the_cores(engine, tmp_path, monke
     finally:
         stills.close()
     assert len(seen) == 2 and seen[0] == seen[1] and seen[0][0].startswith("still")
-    assert seen[0][1] == worker_threads(1) == 2
+    assert seen[0][1] == stage_threads(1) == 2
     assert read_image(tmp_path / "a.png").rgb.shape[:2] == read_image(source).rgb.shape[:2]

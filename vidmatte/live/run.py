@@ -219,21 +219,22 @@ def run_live(
             recorder = stack.enter_context(BackgroundConsumer(_recording(writer), maxsize=2, name="record"))
         state = _LoopState(view=view)
 
-        tuners: list[ThreadTuner] = []
+        tuner: ThreadTuner | None = None
 
         def frames() -> Iterator[CapturedFrame]:
+            nonlocal tuner
             # the chain runs inline (`plan.render_ahead` is off for live sources): from handing
             # out a frame to being asked for the next is that frame's whole processing. The
             # tuner starts here, inside the run's thread settings, which are restored after it.
             if plan.thread_ceiling:
-                tuners.append(ThreadTuner(plan.thread_ceiling, plan.torch_threads or 1))
+                tuner = ThreadTuner(plan.thread_ceiling, plan.torch_threads or 1)
             while True:
                 frame = camera.read_latest(timeout=read_timeout)
                 if frame is None:
                     return
                 started = time.perf_counter()
                 yield frame
-                for tuner in tuners:
+                if tuner is not None:
                     tuner.record(time.perf_counter() - started)
 
         deliver = _Delivery(
@@ -258,7 +259,7 @@ def run_live(
         finally:
             camera.close()
         stats.end_reason = camera.end_reason
-        for tuner in tuners:
+        if tuner is not None:
             stats.threads, stats.thread_switches = tuner.current, tuner.switches
         stats.subject = chain.subject.report()
     if writer is not None:

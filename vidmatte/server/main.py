@@ -270,7 +270,7 @@ def _serve(config: ServerConfig, sock: socket.socket, data: Any, store: Any, uvi
     from .stills import Stills
 
     log.info("loading the model ...")
-    one_torch_thread()  # this thread serves requests; the still workers get the cores (plan.worker_threads)
+    one_torch_thread()  # this thread serves requests; the still workers get the cores (plan.stage_threads)
     engine = open_engine(MatteOptions(device=config.device, precision=config.precision))
     device = engine.describe()
     runner = JobRunner(

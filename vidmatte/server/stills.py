@@ -3,7 +3,7 @@
 Each still gets `engine.with_ratio(...)`: the model is shared, nothing else is (still mode keeps
 its recurrent state in local variables, not on the engine). At most `workers` stills are matted
 at once, since they share the processor or GPU, each on a thread of its own that lives as long
-as the server, with its share of the cores (`plan.worker_threads`: threads that come and go
+as the server, with its share of the cores (`plan.stage_threads`: threads that come and go
 with their own OpenMP teams would slow every still down); `queue` more may wait, and beyond
 that a client is told to come back (429). Decoding runs beside the matting (bounded too: a large picture
 takes a few hundred megabytes while decoded), so a bad upload is refused at once, not after
@@ -53,10 +53,10 @@ class Stills:
         if self._workers is None:
             import torch
 
-            from ..plan import worker_threads
+            from ..plan import stage_threads
 
             self._workers = ThreadPoolExecutor(
-                self.workers, "still", initializer=torch.set_num_threads, initargs=(worker_threads(self.workers),)
+                self.workers, "still", initializer=torch.set_num_threads, initargs=(stage_threads(self.workers),)
             )
         return self._workers
 
