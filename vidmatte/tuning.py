@@ -28,8 +28,10 @@ LONGEST_GAP = 480
 #: recent frames drift this far from what it measured (the machine's load changed).
 WIN = 0.9
 DRIFT = 1.4
-#: A probe frame this much slower than the reference ends the probe at once, as a loss: a team
-#: that collapses beside a busy process takes several times as long, and its frames are visible.
+#: A probe ends at once, as a loss, at its second frame this much slower than the reference, or
+#: at its first one twice as slow as that: a team that collapses beside a busy process takes
+#: several times as long, and its frames are visible; one slow frame of an idle machine's probe
+#: (a page fault, the camera's decoder) must not decide it.
 ABORT = 1.3
 
 
@@ -52,7 +54,7 @@ class ThreadTuner:
     frames, right after each win, every `FIRST_GAP` frames after that (doubling to
     `LONGEST_GAP` while nothing better turns up) and at once when the current count's recent
     times drift from its reference, a neighbouring count is timed for `SAMPLE` frames (fewer
-    when one is `ABORT` times slower) and kept when it is at least `1 - WIN` faster. A win
+    when they are `ABORT` times slower) and kept when it is at least `1 - WIN` faster. A win
     leads on in the same direction, a loss turns the next probe the other way.
     """
 
@@ -87,7 +89,8 @@ class ThreadTuner:
         if self._probe is not None:
             assert self._reference is not None
             self._probe_times.append(seconds)
-            if seconds > ABORT * self._reference:
+            slow = [t for t in self._probe_times if t > ABORT * self._reference]
+            if len(slow) >= 2 or seconds > 2 * ABORT * self._reference:
                 self._end_probe(seconds)
             elif len(self._probe_times) >= SAMPLE:
                 self._end_probe(statistics.median(self._probe_times))
