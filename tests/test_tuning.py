@@ -91,7 +91,6 @@ def test_one_core_has_nothing_to_tune():
     assert set(run(tuner, machine, 100)) == {1} and machine.applied == []
 
 
-
 class SpikyMachine(Machine):
     """An idle machine where the first timed frame of each probe of two threads (the one after
     the settling frame) is 1.6x slower than one thread: noise (a page fault, the camera's decoder
