@@ -28,11 +28,12 @@ LONGEST_GAP = 480
 #: recent frames drift this far from what it measured (the machine's load changed).
 WIN = 0.9
 DRIFT = 1.4
-#: A probe ends at once, as a loss, at its second frame this much slower than the reference, or
-#: at its first one twice as slow as that: a team that collapses beside a busy process takes
-#: several times as long, and its frames are visible; one slow frame of an idle machine's probe
-#: (a page fault, the camera's decoder) must not decide it.
+#: A probe ends at once, as a loss, at its second frame `ABORT` times slower than the reference,
+#: or at its first one (the settling frame included) `COLLAPSE` times slower: a team that
+#: collapses beside a busy process takes several times as long, and its frames are visible; one
+#: slow frame of an idle machine's probe (a page fault, the camera's decoder) must not decide it.
 ABORT = 1.3
+COLLAPSE = 2 * ABORT
 
 
 def thread_counts(most: int) -> list[int]:
@@ -54,8 +55,9 @@ class ThreadTuner:
     frames, right after each win, every `FIRST_GAP` frames after that (doubling to
     `LONGEST_GAP` while nothing better turns up) and at once when the current count's recent
     times drift from its reference, a neighbouring count is timed for `SAMPLE` frames (fewer
-    when they are `ABORT` times slower) and kept when it is at least `1 - WIN` faster. A win
-    leads on in the same direction, a loss turns the next probe the other way.
+    when two are `ABORT` times slower or one `COLLAPSE` times) and kept when it is at least
+    `1 - WIN` faster. A win leads on in the same direction, a loss turns the next probe the
+    other way.
     """
 
     def __init__(self, most: int, start: int = 1, apply: Callable[[int], None] = torch.set_num_threads) -> None:
@@ -83,14 +85,14 @@ class ThreadTuner:
         """One frame took `seconds` at `current`; returns (and applies) the count for the next."""
         if self._skip:
             self._skip -= 1
-            if self._probe is not None and self._reference is not None and seconds > 2 * ABORT * self._reference:
+            if self._probe is not None and self._reference is not None and seconds > COLLAPSE * self._reference:
                 self._end_probe(seconds)  # far beyond a new team's start-up: the probe has lost
             return self.current
         if self._probe is not None:
             assert self._reference is not None
             self._probe_times.append(seconds)
             slow = [t for t in self._probe_times if t > ABORT * self._reference]
-            if len(slow) >= 2 or seconds > 2 * ABORT * self._reference:
+            if len(slow) >= 2 or seconds > COLLAPSE * self._reference:
                 self._end_probe(seconds)
             elif len(self._probe_times) >= SAMPLE:
                 self._end_probe(statistics.median(self._probe_times))
