@@ -119,7 +119,8 @@ def main() -> None:
                 rows.append(row)
                 print(f"{row[0]}: ratio {stats.ratio:.3g}, {stats.summary()}", flush=True)
 
-    command = "python benchmarks/live.py" + "".join(f" {a}" for a in sys.argv[1:] if not a.startswith("--out"))
+    shown = [a for i, a in enumerate(sys.argv[1:]) if not a.startswith("--out") and sys.argv[i] != "--out"]
+    command = " ".join(["python benchmarks/live.py", *shown])
     lines = [
         "# Live preview: achieved fps and capture-to-display latency, CPU",
         "",

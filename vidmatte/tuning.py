@@ -19,11 +19,14 @@ import torch
 #: (a new thread team starts up).
 SAMPLE = 5
 SETTLE = 1
-#: Frames between probes of another count: the first probe follows the first timed sample (a
-#: loaded machine is slow from the start), then FIRST_GAP, doubled after each probe that found
-#: nothing better, up to LONGEST_GAP (half a minute or so at live rates).
-FIRST_GAP = 30
-LONGEST_GAP = 480
+#: Seconds of frames between probes of another count: the first probe follows the first timed
+#: sample (a loaded machine is slow from the start), then FIRST_GAP, doubled after each probe
+#: that found nothing better, up to LONGEST_GAP. Counted in the frames' own time, not in
+#: frames: a lost probe costs a frame or two whatever the rate, while a gap of a fixed number of
+#: frames on a slow machine (4 frames/s) kept a probe that lost to a passing spike from being
+#: retried for the rest of a short session (benchmarks/live.md).
+FIRST_GAP = 2.0
+LONGEST_GAP = 32.0
 #: A probe must be this much faster to win; the current count is probed again at once when its
 #: recent frames drift this far from what it measured (the machine's load changed).
 WIN = 0.9
@@ -52,8 +55,9 @@ class ThreadTuner:
     start is applied at once.
     It starts at `start` (one thread unless told: cheap to leave on an idle machine, and right
     on a loaded one). Times at the current count set its reference; after the first `SAMPLE`
-    frames, right after each win, every `FIRST_GAP` frames after that (doubling to
-    `LONGEST_GAP` while nothing better turns up) and at once when the current count's recent
+    frames, right after each win, every `FIRST_GAP` seconds of frames after that (doubling to
+    `LONGEST_GAP` while nothing better turns up; every `LONGEST_GAP` from the most threads, whose
+    team shows arriving load as drift) and at once when the current count's recent
     times drift from its reference, a neighbouring count is timed for `SAMPLE` frames (fewer
     when two are `ABORT` times slower or one `COLLAPSE` times) and kept when it is at least
     `1 - WIN` faster. A win leads on in the same direction, a loss turns the next probe the
@@ -70,7 +74,7 @@ class ThreadTuner:
         self._probe_times: list[float] = []
         self._skip = 0
         self._gap = FIRST_GAP
-        self._until_probe = 1
+        self._until_probe = 0.0  # seconds of frames at the current count before the next probe
         self._direction = -1 if self._at else 1  # index -1: more threads
         self.switches = 0
         if len(self.counts) > 1:
@@ -80,6 +84,11 @@ class ThreadTuner:
     def current(self) -> int:
         """The count frames run with now (a probe's, while one is timed)."""
         return self.counts[self._at if self._probe is None else self._probe]
+
+    @property
+    def kept(self) -> int:
+        """The count it keeps between probes (what a run that ends mid-probe was using)."""
+        return self.counts[self._at]
 
     def record(self, seconds: float) -> int:
         """One frame took `seconds` at `current`; returns (and applies) the count for the next."""
@@ -98,12 +107,12 @@ class ThreadTuner:
                 self._end_probe(statistics.median(self._probe_times))
             return self.current
         self._recent = (self._recent + [seconds])[-SAMPLE:]
+        self._until_probe -= seconds
         if len(self._recent) < SAMPLE:
             return self.current
         recent = statistics.median(self._recent)
         if self._reference is None:
             self._reference = recent
-        self._until_probe -= 1
         drifted = not (1 / DRIFT <= recent / self._reference <= DRIFT)
         if len(self.counts) > 1 and (self._until_probe <= 0 or drifted):
             self._reference = recent
@@ -123,12 +132,17 @@ class ThreadTuner:
             self._at, self._reference, self._gap = self._probe, probed, FIRST_GAP
             self.switches += 1
             if 0 <= self._at + self._direction < len(self.counts):
-                self._until_probe = 1  # on the same way while it wins
+                self._until_probe = 0.0  # on the same way while it wins (after a fresh sample)
             else:  # at the end of the counts: the way back was just measured slower
                 self._direction, self._until_probe = -self._direction, self._gap
         else:
             self._direction = -self._direction
             self._gap = min(2 * self._gap, LONGEST_GAP)
             self._until_probe = self._gap
+        if self._at == 0:
+            # every core: load that arrives makes this team collapse or slow down, which the drift
+            # test sees at once, so timed probes of fewer threads only cost frames (on an idle
+            # machine, each one lost ~5% of an 8-s run's frames: benchmarks/live.md)
+            self._until_probe = LONGEST_GAP
         self._probe, self._recent, self._skip = None, [], SETTLE
         self._apply(self.counts[self._at])

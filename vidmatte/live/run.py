@@ -260,7 +260,7 @@ def run_live(
             camera.close()
         stats.end_reason = camera.end_reason
         if tuner is not None:
-            stats.threads, stats.thread_switches = tuner.current, tuner.switches
+            stats.threads, stats.thread_switches = tuner.kept, tuner.switches
         stats.subject = chain.subject.report()
     if writer is not None:
         stats.recorded = writer.frames_written
