@@ -193,6 +193,32 @@ def test_old_style_hold_would_ghost_here():
     assert left_behind(held, truth) > 10.0
 
 
+def lagging(truth: np.ndarray, noisy: np.ndarray, start: float = 0.7, step: float = 0.04) -> np.ndarray:
+    """The network alpha of `same_colour_walk` as a recurrent network gives it: where the subject
+    has just left, its memory lets go over several frames (from `start`, `step` a frame, down to
+    0.3, then at once), each step small enough to look like flicker."""
+    raw = noisy.copy()
+    for t in range(1, len(truth)):
+        for k in range(1, len(truth)):
+            level = start - step * (k - 1)
+            if t - k < 0 or level < 0.3:
+                break
+            left = (truth[t - k] > 0.5) & (truth[t] == 0)
+            raw[t][left] = np.maximum(raw[t][left], level)
+    return raw
+
+
+def test_smoother_follows_a_fading_trail_down_instead_of_holding_it():
+    frames, truth, noisy = same_colour_walk()
+    raw = lagging(truth, noisy)
+    assert left_behind(raw, truth) > 50  # the network's own trail: what a smoother must not add to
+    out = smooth(AlphaSmoother(), raw, frames)
+    assert left_behind(out, truth) <= 1.03 * left_behind(raw, truth)  # measured 1.016
+    # without the clamp of the past to the network's range, the average holds on to the trail
+    held = smooth(AlphaSmoother(clamp=0), raw, frames)
+    assert left_behind(held, truth) > 1.2 * left_behind(raw, truth)  # measured 1.26
+
+
 def test_smoother_foreground_and_strength_zero(still_scene):
     frames, noisy, _ = still_scene
     matte = matte_of(noisy[:5], frames[:5])

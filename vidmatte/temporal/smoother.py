@@ -23,6 +23,12 @@ says it changed:
   of behind a moving subject is let go of at once: the past is never held above it.
 - `steady_network`: where something moved recently, the network's own change at the pixel,
   `|a_t - a_(t-1)|`: 1 for <= `change_still`, 0 for >= `change_moving`.
+- the past's range: where something moved recently, the past is clamped to the range of the
+  network's alpha now over the pixel's neighbourhood (`clamp` px per 512 px of the long side),
+  as temporal anti-aliasing in games clamps its history. A recurrent network lets go of a
+  trail behind a moving subject over a few frames, in small steps each under the gates above;
+  the recursive average held above it left faint ghosts (benchmarks/temporal.md). At an edge the
+  neighbourhood spans the edge's range, so its flicker is still damped there.
 - `warmup`: the network's first frames after a reset improve quickly as its recurrent state
   fills; the weight ramps up over these frames so the smoother does not hold on to them.
 
@@ -85,6 +91,7 @@ class AlphaSmoother:
         motion_moving: float = 1.0,
         memory: float = 0.9,
         warmup: int = 4,
+        clamp: int = 2,
         smooth_foreground: bool = True,
     ) -> None:
         if not 0 <= strength < 1:
@@ -97,8 +104,8 @@ class AlphaSmoother:
         ):
             if not 0 <= still < moving:
                 raise ValueError("each gate needs 0 <= still < moving")
-        if flow_size < 8 or warmup < 0 or still_flow < 0:
-            raise ValueError("flow_size must be >= 8, warmup and still_flow >= 0")
+        if flow_size < 8 or warmup < 0 or still_flow < 0 or clamp < 0:
+            raise ValueError("flow_size must be >= 8, warmup, still_flow and clamp >= 0")
         self.strength = float(strength)
         self.flow, self.flow_size, self.still_flow = bool(flow), int(flow_size), float(still_flow)
         self.picture_still, self.picture_moving = float(picture_still), float(picture_moving)
@@ -109,6 +116,7 @@ class AlphaSmoother:
         self.release_below = float(release_below)
         self.motion_still, self.motion_moving, self.memory = float(motion_still), float(motion_moving), float(memory)
         self.smooth_foreground = smooth_foreground
+        self.clamp = int(clamp)
         self._dis: Any = None  # cv2.DISOpticalFlow, made on first use
         self.reset()
 
@@ -219,6 +227,13 @@ class AlphaSmoother:
         )
         if self._seen < self.warmup:
             weight = weight * (self._seen / self.warmup)
+        if self.clamp > 0:
+            # where something moved recently (fully while its memory is above one half, ~7
+            # frames), the past may not leave the range the network gives the pixel's
+            # neighbourhood now: a trail the network is letting go of slowly (its recurrent memory
+            # fading over a few frames) is followed down, not held above it
+            radius = self.clamp * max(1, round(max(h, w) / 512))
+            prev = torch.lerp(prev, _clamp_to_neighbourhood(prev, a, radius), (2 * moved_t).clamp_(max=1))
         a = torch.lerp(a, prev, weight)
         if self.smooth_foreground and prev_f is not None:
             f = torch.lerp(f, prev_f, weight.expand_as(f))
@@ -235,6 +250,22 @@ def _gate(diff: Tensor, still: float, moving: float) -> Tensor:
     """1 where |diff| <= still, 0 where >= moving, linear between."""
     scale = 1 / (moving - still)
     return diff.abs().mul_(-scale).add_(moving * scale).clamp_(0, 1)
+
+
+def _clamp_to_neighbourhood(past: Tensor, now: Tensor, radius: int) -> Tensor:
+    """`past` `[1,1,H,W]` clamped to the range of `now` over the (2 radius + 1)^2 window around
+    each pixel."""
+    k = 2 * radius + 1
+    if now.device.type == "cpu" and now.dtype == torch.float32:
+        # OpenCV's rectangular min/max filters: ~1 ms at 720p, where torch's max_pool2d with a
+        # 9x9 window took ~100 ms (benchmarks/temporal.md)
+        plane, kernel = now[0, 0].contiguous().numpy(), np.ones((k, k), np.uint8)
+        high = torch.from_numpy(cv2.dilate(plane, kernel, borderType=cv2.BORDER_REPLICATE))[None, None]
+        low = torch.from_numpy(cv2.erode(plane, kernel, borderType=cv2.BORDER_REPLICATE))[None, None]
+    else:  # separable: two 1-d passes
+        high = F.max_pool2d(F.max_pool2d(now, (1, k), 1, (0, radius)), (k, 1), 1, (radius, 0))
+        low = F.max_pool2d(F.max_pool2d(-now, (1, k), 1, (0, radius)), (k, 1), 1, (radius, 0)).neg_()
+    return torch.minimum(torch.maximum(past, low), high)
 
 
 def _warp(past: Tensor, flow: Tensor) -> Tensor:
