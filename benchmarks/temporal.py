@@ -651,6 +651,9 @@ a few tenths). Ghost target +5%, MAD +2%; real-clip flicker here is the motion-c
 | (upper bound check) plain recursive average, no gates | +3437% | +275% | +474 / +106 / +38 / +16% |
 | chosen + the past warped along a finer DIS flow (512 px thumbnail) | - | - | -21 / -31 / -28 / -13% |
 | chosen + the past warped along a 1024-px DIS flow | +1.3% | +7.4% (0014), +6.0% (moving portrait); still portrait dtSSD -46% (not -91%) | -25 / -33 / -30 / -14% |
+| that, warping only where the flow is consistent forwards and backwards (< 0.5 or < 1 thumbnail px; held elsewhere) | - | - | -26 / -32 / -30 / -15% |
+| that, warping only where the flow is above 0.5 px (held where still) | - | - | -19 / -15 / -14 / -14% |
+| that, per pixel the held or the warped past, whichever agrees better with the network over 5x5 | - | - | -25 / -27 / -26 / -16% |
 
 Warping the past along the flow was worse everywhere it was tried: at the disocclusions behind a fast
 subject (and over same-colour backgrounds, where DIS is unreliable) it drags the subject's alpha into the
