@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from temporal import cpu_name  # noqa: E402  (one helper for all benchmark headers)
+from temporal import command_line, cpu_name  # noqa: E402  (one helper for all benchmark headers)
 
 
 def make_camera_clip(path: Path, width: int, height: int, seconds: float, rate: int = 30) -> Path:
@@ -119,8 +119,7 @@ def main() -> None:
                 rows.append(row)
                 print(f"{row[0]}: ratio {stats.ratio:.3g}, {stats.summary()}", flush=True)
 
-    shown = [a for i, a in enumerate(sys.argv[1:]) if not a.startswith("--out") and sys.argv[i] != "--out"]
-    command = " ".join(["python benchmarks/live.py", *shown])
+    command = command_line("live.py")
     lines = [
         "# Live preview: achieved fps and capture-to-display latency, CPU",
         "",

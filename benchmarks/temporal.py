@@ -443,6 +443,16 @@ def cost_ms(repeat: int = 40) -> dict[str, float]:
     return out
 
 
+def command_line(script: str) -> str:
+    """How this benchmark was run, for its report: `python benchmarks/SCRIPT ARGS` without
+    `--out` and its value (where the report went is not part of how to rerun it)."""
+    args, shown = sys.argv[1:], []
+    for i, a in enumerate(args):
+        if not (a.startswith("--out") or (i > 0 and args[i - 1] == "--out")):
+            shown.append(a)
+    return " ".join([f"python benchmarks/{script}", *shown])
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -682,7 +692,7 @@ pixel also costs: `flow=True` is in the cost table below).
 
 
 def write_report(args, strength, synth_rows, real_rows, cut, cost, elapsed, torch_version) -> None:
-    command = "python benchmarks/temporal.py" + "".join(f" {a}" for a in sys.argv[1:] if not a.startswith("--out"))
+    command = command_line("temporal.py")
     w, h = SYNTH_SIZE
     lines = [
         "# Temporal stability: motion-adaptive smoothing and scene-cut resets, CPU",

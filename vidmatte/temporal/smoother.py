@@ -227,7 +227,7 @@ class AlphaSmoother:
         )
         if self._seen < self.warmup:
             weight = weight * (self._seen / self.warmup)
-        if self.clamp > 0:
+        if self.clamp > 0 and float(moved.max()) > 0:  # a still scene has nothing to clamp (weight 0)
             # where something moved recently (fully while its memory is above one half, ~7
             # frames), the past may not leave the range the network gives the pixel's
             # neighbourhood now: a trail the network is letting go of slowly (its recurrent memory
