@@ -18,7 +18,7 @@ from . import __version__
 from .distributed.split import DEFAULT_PREROLL
 from .errors import FolderFailures, VidmatteError
 from .io.formats import OUTPUT_TYPES
-from .options import STILL_PASSES, WARMUP_PASSES, MatteOptions, Progress, log
+from .options import SMOOTH_STRENGTH, STILL_PASSES, WARMUP_PASSES, MatteOptions, Progress, log
 
 if TYPE_CHECKING:
     from .api import MatteResult
@@ -90,7 +90,7 @@ def _fps(ctx: click.Context, param: click.Parameter, value: str) -> Fraction:
 @click.option(
     "--smooth-strength",
     type=click.FloatRange(0, 1, max_open=True),
-    default=0.94,
+    default=SMOOTH_STRENGTH,
     show_default=True,
     help="Weight of the past at a perfectly still pixel (tuned in benchmarks/temporal.md).",
 )

@@ -15,6 +15,8 @@ from .distributed.split import DEFAULT_PREROLL
 
 #: Default passes of a shot's first frame that prime the recurrent state (benchmarks/video_quality.md).
 WARMUP_PASSES = 4
+#: Weight of the past at a steady pixel for `smooth` (`AlphaSmoother`; benchmarks/temporal.md).
+SMOOTH_STRENGTH = 0.97
 #: Still mode: bound on passes over the same picture; each pass is one low-resolution network run.
 STILL_PASSES = 16
 #: Still mode: stop when no low-resolution alpha value moved by more than this between two passes.

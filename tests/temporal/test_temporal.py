@@ -179,7 +179,7 @@ def test_smoother_leaves_no_ghost_behind_a_fast_subject_on_a_same_coloured_backg
     assert left_behind(out, truth) < 0.5  # alpha-px per frame, over a 64-px-tall subject
     trail = np.stack([(truth[max(0, t - 30) : t].max(0) > 0.5) & (truth[t] == 0) for t in range(1, len(truth))])
     assert out[1:][trail].max() < 0.05
-    if not flow:  # the default: closer to the truth than the network, and the standing subject's noise damped
+    if not flow:  # held in place: closer to the truth than the network, and the standing subject's noise damped
         assert np.abs(out - truth).mean() <= np.abs(noisy - truth).mean()
         assert flicker(out[19:25]) < 0.3 * flicker(noisy[19:25])
 

@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import InputError, VidmatteError
+from ..options import SMOOTH_STRENGTH
 from .jobs import JobRunner, job_json, scrub
 from .params import FORMS, NotAcceptable, ParamError, job_request, still_request
 from .security import Guard, key_matches, presented_key
@@ -462,7 +463,7 @@ _JOB_FIELDS = {
     "output_type": {"type": "string", "enum": ["rgba", "alpha", "foreground", "composite"]},
     "background": {"type": "string", "description": "a colour (name, #rrggbb, r,g,b) or 'blur'"},
     "smooth": {"type": "boolean"},
-    "smooth_strength": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.94},
+    "smooth_strength": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": SMOOTH_STRENGTH},
     "refine": {"type": "boolean"},
     "warmup": {"type": "integer", "minimum": 0, "maximum": 64},
     "scene_reset": {"type": "boolean", "default": True},

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..options import MatteOptions
+from ..options import SMOOTH_STRENGTH, MatteOptions
 
 
 class ParamError(Exception):
@@ -84,7 +84,6 @@ _JOB_PARAMS = {
 #: Bounds a client cannot exceed (the command line has none): each is CPU time on a shared server.
 MAX_PASSES = 64
 MAX_WARMUP = 64
-DEFAULT_SMOOTH_STRENGTH = 0.94  # the command line's --smooth-strength default
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -154,9 +153,7 @@ def job_request(params: Mapping[str, str], *, webhooks: bool) -> JobRequest:
         fields["background"] = background
     # smooth=true turns the temporal filter on (a strength alone does too); smooth=false wins
     if _flag(params, "smooth") if "smooth" in params else "smooth_strength" in params:
-        fields["smooth"] = (
-            _float(params, "smooth_strength", 0, 1) if "smooth_strength" in params else DEFAULT_SMOOTH_STRENGTH
-        )
+        fields["smooth"] = _float(params, "smooth_strength", 0, 1) if "smooth_strength" in params else SMOOTH_STRENGTH
     if "refine" in params:
         fields["refine"] = _flag(params, "refine")
     if "warmup" in params:

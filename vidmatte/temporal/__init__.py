@@ -1,9 +1,9 @@
 """Temporal stability: motion-adaptive alpha smoothing and scene-cut state resets.
 
-- `AlphaSmoother(strength=0.94)`: `smoother(matte, frames) -> matte` for T consecutive frames
+- `AlphaSmoother(strength=0.97)`: `smoother(matte, frames) -> matte` for T consecutive frames
   `(T,H,W,3)` uint8 and their `Matte`; causal (past frames only, no added latency), state kept
   inside, on the matte's device and dtype. Averages alpha (and foreground colour) over time
-  where the picture is still, passes moving pixels through. `reset()` forgets.
+  along the motion where the picture is steady, passes changing pixels through. `reset()` forgets.
 - `SceneCutDetector(threshold=0.35)`: `detector.update(rgb) -> bool`, True when the frame
   `(H,W,3)` uint8 starts a new shot (never for the first frame after `reset()`).
 - `split_at_cuts(frames, detector) -> [(start, end, new_shot), ...]`: a chunk `(T,H,W,3)` cut

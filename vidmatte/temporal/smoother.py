@@ -1,47 +1,50 @@
 """`AlphaSmoother`: causal temporal filter on the network's alpha and foreground that damps
-flicker where subject and picture are still and leaves nothing behind a subject that moves away.
+flicker where subject and picture are still, follows what moves, and leaves nothing behind a
+subject that moves away.
 
 Per pixel, the output is a recursive average `out_t = lerp(raw_t, past, w)`, `past` being the
-previous output held in place (or, with `flow=True`, warped along the optical flow), whose
-weight `w` on the past is `strength` where the pixel is steady and falls to 0 wherever anything
-says it changed:
+previous output fetched along the optical flow (a motion-compensated recursive filter) or held in
+place where the flow is not trusted, whose weight `w` on the past is `strength` where the pixel
+is steady and falls to 0 wherever anything says it changed:
 
     w = strength * steady_picture * steady_alpha * steady_network    (x t/warmup for the first frames)
 
-- motion: optical flow from each frame to the previous one (OpenCV DIS, ultrafast preset, on a
-  grey thumbnail of `flow_size` px on the long side). Its magnitude, mapped from 0 (<=
-  `motion_still` thumbnail px) to 1 (>= `motion_moving`), spread over 5x5 thumbnail px and
-  remembered (`moved = max(moving, memory * moved)`), marks where something moved recently,
-  also where the picture hardly changes (a subject over a background of its own colour).
+- flow: OpenCV DIS (ultrafast preset) from each frame to the previous one on a grey thumbnail of
+  `flow_size` px on the long side. The past is fetched along it where it is trusted: consistent
+  forwards and backwards (within `consistency` thumbnail px, none beyond twice that: the
+  disocclusions behind a moving subject) and, over 5x5 thumbnail px, explaining the picture
+  better than holding still does; elsewhere the past is held in place. Warping everywhere dragged
+  a fast subject's alpha into the background at disocclusions and jittered still scenes.
+- motion: the flow's magnitude, mapped from 0 (<= `motion_still` px per 256 px of the
+  thumbnail's long side) to 1 (>= `motion_moving`), counted only where the picture itself changed
+  (a 3x3 mean colour change reaching `motion_picture`: DIS fills a uniform region, such as the
+  inside of a dark figure, with motion that changes nothing there), spread over 5x5 thumbnail px
+  and remembered (`moved = max(moving, memory * moved)`): where something moved recently.
 - `steady_picture`: the colour change of the thumbnail from the *reference* (the past
-  thumbnails averaged with the same weights), spread to the neighbouring thumbnail pixels,
-  1 for <= `picture_still`, 0 for >= `picture_moving`. Slow motion adds up frame after frame.
+  thumbnails averaged with the same weights, fetched along the same flow), spread to the
+  neighbouring thumbnail pixels, 1 for <= `picture_still`, 0 for >= `picture_moving`.
 - `steady_alpha`: the new alpha against `past`. Rising, and falling where nothing moved: 1 for
   a difference <= `alpha_still`, 0 for >= `alpha_moving`, so still flicker is damped in both
   directions. Falling where something moved recently and the network's alpha is below
   `release_below`: the tight `release_still` .. `release_moving`, so alpha the network let go
   of behind a moving subject is let go of at once: the past is never held above it.
 - `steady_network`: where something moved recently, the network's own change at the pixel,
-  `|a_t - a_(t-1)|`: 1 for <= `change_still`, 0 for >= `change_moving`.
+  `|a_t - a_(t-1)|` (both fetched alike): 1 for <= `change_still`, 0 for >= `change_moving`.
 - the past's range: where something moved recently, the past is clamped to the range of the
-  network's alpha now over the pixel's neighbourhood (`clamp` px per 512 px of the long side),
-  as temporal anti-aliasing in games clamps its history. A recurrent network lets go of a
-  trail behind a moving subject over a few frames, in small steps each under the gates above;
-  the recursive average held above it left faint ghosts (benchmarks/temporal.md). At an edge the
-  neighbourhood spans the edge's range, so its flicker is still damped there.
+  network's alpha now over the pixel's neighbourhood (radius `clamp` px per 512 px of the long
+  side, at least 1), as temporal anti-aliasing in games clamps its history: a trail the
+  network lets go of over a few frames, in steps each under the gates above, is followed down.
 - `warmup`: the network's first frames after a reset improve quickly as its recurrent state
   fills; the weight ramps up over these frames so the smoother does not hold on to them.
 
-`flow=True` also warps the past along the flow (a motion-compensated recursive filter). Measured
-on the benchmark's clips it was worse than holding in place combined with the release above
-(DIS errors at the disocclusions of a fast subject carry its alpha into the background) and
-costs a full-resolution warp, so it is off by default; see benchmarks/temporal.md.
-Causal: past frames only, no added latency. Cost per frame: a thumbnail, DIS flow (~1 ms) and
-about twenty full-resolution element-wise operations. Measured: benchmarks/temporal.md.
+`flow=False` holds the past in place everywhere (no warp; cheaper, weaker on moving footage).
+Causal: past frames only, no added latency. Defaults chosen, and cost per frame measured, in
+benchmarks/temporal.md.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import cv2
@@ -50,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..options import SMOOTH_STRENGTH
 from ..types import Matte
 
 
@@ -64,8 +68,8 @@ class AlphaSmoother:
     strength: weight of the past at a perfectly steady pixel, in [0, 1); 0 turns smoothing off
         (output == input exactly). Higher is steadier; the gates keep changing pixels unsmoothed
         at any strength.
-    flow: also warp the past along the optical flow (off by default: measured worse, see the
-        module docstring); the flow is used to find motion either way.
+    flow: fetch the past along the optical flow where it is trusted (False: hold it in place
+        everywhere); the flow is used to find motion either way.
     smooth_foreground: apply the same weights to the foreground colour.
     The other parameters are described in the module docstring (colour and alpha in 0..1).
     Defaults chosen on synthetic and real clips: benchmarks/temporal.md.
@@ -73,10 +77,11 @@ class AlphaSmoother:
 
     def __init__(
         self,
-        strength: float = 0.94,
+        strength: float = SMOOTH_STRENGTH,
         *,
-        flow: bool = False,
-        flow_size: int = 256,
+        flow: bool = True,
+        flow_size: int = 512,
+        consistency: float = 0.5,
         picture_still: float = 0.015,
         picture_moving: float = 0.05,
         alpha_still: float = 0.3,
@@ -89,9 +94,10 @@ class AlphaSmoother:
         release_below: float = 0.3,
         motion_still: float = 0.5,
         motion_moving: float = 1.0,
+        motion_picture: float = 0.05,
         memory: float = 0.9,
         warmup: int = 4,
-        clamp: int = 2,
+        clamp: float = 1.2,
         smooth_foreground: bool = True,
     ) -> None:
         if not 0 <= strength < 1:
@@ -104,10 +110,13 @@ class AlphaSmoother:
         ):
             if not 0 <= still < moving:
                 raise ValueError("each gate needs 0 <= still < moving")
-        if flow_size < 8 or warmup < 0 or still_flow < 0 or clamp < 0:
-            raise ValueError("flow_size must be >= 8, warmup, still_flow and clamp >= 0")
+        if flow_size < 8 or warmup < 0 or still_flow < 0 or clamp < 0 or consistency <= 0 or motion_picture < 0:
+            raise ValueError(
+                "flow_size must be >= 8, consistency > 0, warmup, still_flow, motion_picture and clamp >= 0"
+            )
         self.strength = float(strength)
         self.flow, self.flow_size, self.still_flow = bool(flow), int(flow_size), float(still_flow)
+        self.consistency, self.motion_picture = float(consistency), float(motion_picture)
         self.picture_still, self.picture_moving = float(picture_still), float(picture_moving)
         self.alpha_still, self.alpha_moving = float(alpha_still), float(alpha_moving)
         self.release_still, self.release_moving = float(release_still), float(release_moving)
@@ -116,7 +125,7 @@ class AlphaSmoother:
         self.release_below = float(release_below)
         self.motion_still, self.motion_moving, self.memory = float(motion_still), float(motion_moving), float(memory)
         self.smooth_foreground = smooth_foreground
-        self.clamp = int(clamp)
+        self.clamp = float(clamp)
         self._dis: Any = None  # cv2.DISOpticalFlow, made on first use
         self.reset()
 
@@ -127,6 +136,7 @@ class AlphaSmoother:
         self._foreground: Tensor | None = None  # [1,3,H,W] smoothed foreground of the last frame
         self._reference: np.ndarray | None = None  # (h,w,3) float32 thumbnail the smoothed alpha belongs to
         self._gray: np.ndarray | None = None  # (h,w) uint8 grey thumbnail of the last frame
+        self._thumb: np.ndarray | None = None  # (h,w,3) float32 colour thumbnail of the last frame
         self._moved: np.ndarray | None = None  # (h,w) float32 memory of recent motion, 1 = moving now
         self._seen = 0  # frames since reset
 
@@ -176,38 +186,42 @@ class AlphaSmoother:
 
     def _start(self, rgb: np.ndarray) -> None:
         self._reference, self._gray = self._thumbnail(rgb)
+        self._thumb = self._reference
 
     def _blend(self, a: Tensor, f: Tensor, rgb: np.ndarray) -> tuple[Tensor, Tensor]:
         assert self._alpha is not None and self._raw is not None and self._foreground is not None
-        assert self._reference is not None and self._gray is not None
+        assert self._reference is not None and self._gray is not None and self._thumb is not None
         thumb, gray = self._thumbnail(rgb)
         sh, sw = gray.shape
-        flow = self._flow(gray)
-        # recent motion: flow magnitude (thumbnail px), spread to the neighbours, remembered with
-        # `memory` per frame; where something moved, a falling network alpha is let go at once
-        speed = np.sqrt((flow**2).sum(-1))
-        moving = np.clip((speed - self.motion_still) / (self.motion_moving - self.motion_still), 0, 1)
+        flow = self._flow(gray, self._gray)
+        # recent motion: flow magnitude (thresholds per 256 thumbnail px) where the picture
+        # changed, spread to the neighbours, remembered with `memory` per frame; where something
+        # moved, a falling network alpha is let go at once
+        per_px = max(sh, sw) / 256
+        speed = np.hypot(flow[..., 0], flow[..., 1])
+        moving = np.clip(
+            (speed - self.motion_still * per_px) / ((self.motion_moving - self.motion_still) * per_px), 0, 1
+        )
+        if self.motion_picture > 0:
+            changed = cv2.blur(_largest_channel(cv2.absdiff(thumb, self._thumb)), (3, 3))
+            moving *= np.clip(changed / self.motion_picture, 0, 1)
         moving = cv2.dilate(moving, np.ones((5, 5), np.uint8))
         self._moved = moving if self._moved is None else np.maximum(moving, self._moved * self.memory)
         moved = self._moved
         warp = self.flow and float(np.abs(flow).max()) >= self.still_flow
         reference = self._reference
         if warp:
-            gx, gy = np.meshgrid(np.arange(sw, dtype=np.float32), np.arange(sh, dtype=np.float32))
-            reference = cv2.remap(
-                reference, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-            )
-        change = cv2.dilate(np.abs(thumb - reference).max(-1), np.ones((3, 3), np.uint8))
+            flow = self._trusted(flow, gray, thumb)
+            reference = _fetch(reference, flow)
+        change = cv2.dilate(_largest_channel(cv2.absdiff(thumb, reference)), np.ones((3, 3), np.uint8))
         steady = np.clip((self.picture_moving - change) / (self.picture_moving - self.picture_still), 0, 1)
         self._reference = reference + (thumb - reference) * (1 - self.strength * steady[..., None])
-        self._gray = gray
+        self._gray, self._thumb = gray, thumb
 
         h, w = a.shape[-2:]
         past = [self._alpha, self._raw] + ([self._foreground] if self.smooth_foreground else [])
         if warp:
-            past = list(
-                _warp(torch.cat(past, 1), torch.from_numpy(flow).to(a.device, a.dtype)).split([1, 1, 3][: len(past)], 1)
-            )
+            past = list(_warp(torch.cat(past, 1), torch.from_numpy(flow).to(a.device)).split([1, 1, 3][: len(past)], 1))
         prev, prev_raw = past[0], past[1]
         prev_f = past[2] if self.smooth_foreground else None
         maps = torch.from_numpy(np.stack([steady * self.strength, moved])).to(a.device, a.dtype)[None]
@@ -232,18 +246,59 @@ class AlphaSmoother:
             # frames), the past may not leave the range the network gives the pixel's
             # neighbourhood now: a trail the network is letting go of slowly (its recurrent memory
             # fading over a few frames) is followed down, not held above it
-            radius = self.clamp * max(1, round(max(h, w) / 512))
+            radius = max(1, round(self.clamp * max(h, w) / 512))
             prev = torch.lerp(prev, _clamp_to_neighbourhood(prev, a, radius), (2 * moved_t).clamp_(max=1))
         a = torch.lerp(a, prev, weight)
         if self.smooth_foreground and prev_f is not None:
             f = torch.lerp(f, prev_f, weight.expand_as(f))
         return a, f
 
-    def _flow(self, gray: np.ndarray) -> np.ndarray:
-        """(h,w,2) float32: where each thumbnail pixel of this frame was in the previous one."""
+    def _flow(self, gray: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        """(h,w,2) float32: where each thumbnail pixel of `gray` was in `previous`."""
         if self._dis is None:
             self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # type: ignore[attr-defined]
-        return np.asarray(self._dis.calc(gray, self._gray, None), dtype=np.float32)
+        return np.asarray(self._dis.calc(gray, previous, None), dtype=np.float32)
+
+    def _trusted(self, flow: np.ndarray, gray: np.ndarray, thumb: np.ndarray) -> np.ndarray:
+        """`flow` where the past may be fetched along it, 0 (hold in place) elsewhere."""
+        assert self._gray is not None and self._thumb is not None
+        # forwards-backwards: the backward flow at the pixel's source should lead back to it;
+        # trusted within `consistency` px, not at all beyond twice that (disocclusions)
+        back = self._flow(self._gray, gray)
+        back = _fetch(back, flow)
+        back += flow
+        error = np.hypot(back[..., 0], back[..., 1])
+        flow = flow * np.clip(2 - error / self.consistency, 0, 1)[..., None]
+        # fetch along the flow only where that explains this picture better than holding still
+        along = cv2.blur(_channel_sum(cv2.absdiff(thumb, _fetch(self._thumb, flow))), (5, 5))
+        held = cv2.blur(_channel_sum(cv2.absdiff(thumb, self._thumb)), (5, 5))
+        return np.ascontiguousarray(flow * (along < held)[..., None])
+
+
+def _fetch(picture: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """`picture` (h,w[,c]) float32 sampled (bilinear, edges repeated) at each pixel + `flow` (h,w,2)."""
+    h, w = flow.shape[:2]
+    where = flow + _grid(h, w)
+    return cv2.remap(picture, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+@functools.lru_cache(maxsize=4)
+def _grid(h: int, w: int) -> np.ndarray:
+    """(h,w,2) float32 pixel coordinates (x, y); read only."""
+    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
+    grid.setflags(write=False)
+    return grid
+
+
+def _largest_channel(x: np.ndarray) -> np.ndarray:
+    """(h,w) largest of the 3 channels of `x` (h,w,3); numpy's reduction over a last axis of 3
+    is an order of magnitude slower at 1024 px."""
+    return np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])
+
+
+def _channel_sum(x: np.ndarray) -> np.ndarray:
+    """(h,w) sum of the 3 channels of `x` (h,w,3)."""
+    return x[..., 0] + x[..., 1] + x[..., 2]
 
 
 def _gate(diff: Tensor, still: float, moving: float) -> Tensor:
@@ -270,15 +325,17 @@ def _clamp_to_neighbourhood(past: Tensor, now: Tensor, radius: int) -> Tensor:
 
 def _warp(past: Tensor, flow: Tensor) -> Tensor:
     """`past` `[1,C,H,W]` sampled (bilinear, edges repeated) at each pixel + `flow` `(h,w,2)`,
-    the flow in thumbnail pixels, upsampled to H x W."""
+    the flow in thumbnail pixels, upsampled to H x W. The sampling grid is float32 whatever
+    `past`'s dtype: half precision cannot place a sample within a pixel at 720p."""
     h, w = past.shape[-2:]
     sh, sw = flow.shape[:2]
-    flow = flow.permute(2, 0, 1)[None]
+    flow = flow.float().permute(2, 0, 1)[None]
     if (sh, sw) != (h, w):
         flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
     # align_corners=False: pixel centre x sits at (2x + 1) / W - 1
-    xs = torch.arange(w, device=past.device, dtype=past.dtype).mul_(2 / w).add_(1 / w - 1)
-    ys = torch.arange(h, device=past.device, dtype=past.dtype).mul_(2 / h).add_(1 / h - 1)
+    xs = torch.arange(w, device=past.device, dtype=torch.float32).mul_(2 / w).add_(1 / w - 1)
+    ys = torch.arange(h, device=past.device, dtype=torch.float32).mul_(2 / h).add_(1 / h - 1)
     gx, gy = flow[0, 0] * (2 / sw), flow[0, 1] * (2 / sh)  # thumbnail px -> grid units
     grid = torch.stack((gx + xs[None, :], gy + ys[:, None]), -1)[None]
-    return F.grid_sample(past, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = F.grid_sample(past.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.to(past.dtype)
