@@ -13,6 +13,7 @@ import numpy as np
 
 from tests.server.conftest import assert_json_error, submit, wait_for
 from vidmatte.io import read_webm_alpha_frames
+from vidmatte.options import SMOOTH_STRENGTH
 
 
 def timestamps(path) -> list[Fraction]:
@@ -31,7 +32,7 @@ def test_video_round_trip_keeps_frames_timestamps_and_audio(server, clip, tmp_pa
         assert answer.status_code == 202, answer.text
         job = answer.json()
         assert job["status"] == "queued" and answer.headers["location"] == f"/api/jobs/{job['id']}"
-        assert job["frames_total"] == 12 and job["options"] == {"smooth": 0.94}
+        assert job["frames_total"] == 12 and job["options"] == {"smooth": SMOOTH_STRENGTH}
         done = wait_for(client, job["id"])
         assert done["status"] == "done", done
         assert done["frames_done"] == done["frames_total"] == 12 and done["progress"] == 1.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vidmatte.errors import InputError
-from vidmatte.options import MatteOptions, Progress
+from vidmatte.options import SMOOTH_STRENGTH, MatteOptions, Progress
 from vidmatte.server.app import range_refusal
 from vidmatte.server.jobs import INTERNAL_ERROR, JobRunner
 from vidmatte.server.main import ServeError, ServerConfig, check_config, parse_duration, parse_size
@@ -179,7 +179,7 @@ def test_parameters():
     assert still_request({"om": "1"}, None).options.output_type == "alpha"
     assert still_request({"bg_color": "f0f", "format": "jpeg"}, None).options.background == "#ff00ff"
     assert still_request({"refine": "off", "passes": "3"}, None).options.passes == 3
-    assert job_request({"smooth": "yes"}, webhooks=False).options == {"smooth": 0.94}
+    assert job_request({"smooth": "yes"}, webhooks=False).options == {"smooth": SMOOTH_STRENGTH}
     assert job_request({"smooth_strength": "0.5"}, webhooks=False).options == {"smooth": 0.5}
     assert job_request({"smooth": "false", "smooth_strength": "0.5"}, webhooks=False).options == {}
     assert job_request({"form": "zip"}, webhooks=False).form.name == "png-zip"
