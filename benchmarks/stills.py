@@ -302,12 +302,13 @@ def load_case(case: Case, eval_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 # --- run --------------------------------------------------------------------------------------
 
 DEFAULT_VARIANTS = "network,today,shipped"
+DEFAULT_OUT = REPO / "benchmarks" / "stills.md"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--eval", type=Path, default=DEFAULT_EVAL)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "stills.md")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument(
         "--variants", default=DEFAULT_VARIANTS, help="comma-separated subset of: " + ", ".join(variants())
     )
@@ -430,6 +431,8 @@ def report(
         )
     if args.eval.resolve() != DEFAULT_EVAL.resolve():
         command += f" --eval {shlex.quote(str(args.eval))}"
+    if args.out.resolve() != DEFAULT_OUT.resolve():
+        command += f" --out {shlex.quote(os.path.relpath(args.out, REPO))}"
     lines = [
         "# Still images against ground truth: portrait and hair crops over four backgrounds",
         "",
