@@ -219,6 +219,26 @@ def test_smoother_follows_a_fading_trail_down_instead_of_holding_it():
     assert left_behind(held, truth) > 1.2 * left_behind(raw, truth)  # measured 1.26
 
 
+def test_smoother_damps_a_bump_of_a_whole_moving_region():
+    """A region of partial alpha (a translucent sleeve, a figure the network is unsure of) moving
+    with the picture, whose alpha rises by 0.1 everywhere for one frame: fetched along the motion
+    and capped only from above (so a trail is still followed down), the past damps the bump; a
+    floor at the network's neighbourhood minimum (the held filter's full range) follows it up."""
+    frames_n, speed = 24, 2
+    big = texture(64, 96 + speed * frames_n, seed=5)
+    # the window slides right over the texture, mirrored: the picture moves right 2 px a frame
+    frames = np.ascontiguousarray(np.stack([big[:, speed * t : speed * t + 96][:, ::-1] for t in range(frames_n)]))
+    alpha = np.zeros((frames_n, 64, 96), np.float32)
+    for t in range(frames_n):  # the region moves with the picture
+        alpha[t, 16:48, 20 + speed * t : 50 + speed * t] = 0.5
+    alpha[16] *= 0.6 / 0.5  # the bump: 0.5 -> 0.6 over the whole region
+    inside = (slice(20, 44), slice(28 + speed * 16, 44 + speed * 16))
+    out = smooth(AlphaSmoother(), alpha, frames)
+    assert out[16][inside].mean() < 0.55  # more than half the bump damped (measured 0.537)
+    held = smooth(AlphaSmoother(flow=False), alpha, frames)
+    assert held[16][inside].mean() > 0.58  # 0.600, as with a floor under the warped past
+
+
 def test_smoother_foreground_and_strength_zero(still_scene):
     frames, noisy, _ = still_scene
     matte = matte_of(noisy[:5], frames[:5])

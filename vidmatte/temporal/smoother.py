@@ -30,10 +30,13 @@ is steady and falls to 0 wherever anything says it changed:
   of behind a moving subject is let go of at once: the past is never held above it.
 - `steady_network`: where something moved recently, the network's own change at the pixel,
   `|a_t - a_(t-1)|` (both fetched alike): 1 for <= `change_still`, 0 for >= `change_moving`.
-- the past's range: where something moved recently, the past is clamped to the range of the
-  network's alpha now over the pixel's neighbourhood (radius `clamp` px per 512 px of the long
+- the past's ceiling: where something moved recently, the past is capped at the highest
+  network alpha now over the pixel's neighbourhood (radius `clamp` px per 512 px of the long
   side, at least 1), as temporal anti-aliasing in games clamps its history: a trail the
   network lets go of over a few frames, in steps each under the gates above, is followed down.
+  Only from above: a floor as well (the full range) stopped the damping of dips in regions
+  whose alpha swings as a whole (benchmarks/temporal.md); with `flow=False` the floor stays,
+  where it keeps the held past from lagging below an arriving subject.
 - `warmup`: the network's first frames after a reset improve quickly as its recurrent state
   fills; the weight ramps up over these frames so the smoother does not hold on to them.
 
@@ -243,11 +246,16 @@ class AlphaSmoother:
             weight = weight * (self._seen / self.warmup)
         if self.clamp > 0 and float(moved.max()) > 0:  # a still scene has nothing to clamp (weight 0)
             # where something moved recently (fully while its memory is above one half, ~7
-            # frames), the past may not leave the range the network gives the pixel's
+            # frames), the past may not rise above the most the network gives the pixel's
             # neighbourhood now: a trail the network is letting go of slowly (its recurrent memory
             # fading over a few frames) is followed down, not held above it
             radius = max(1, round(self.clamp * max(h, w) / 512))
-            prev = torch.lerp(prev, _clamp_to_neighbourhood(prev, a, radius), (2 * moved_t).clamp_(max=1))
+            # held in place (flow=False), the past gets a floor too: the range, so it does not
+            # lag below a subject arriving; fetched along the flow, it has arrived with it
+            capped = torch.minimum(prev, _neighbourhood_max(a, radius))
+            if not self.flow:
+                capped = torch.maximum(capped, -_neighbourhood_max(-a, radius))
+            prev = torch.lerp(prev, capped, (2 * moved_t).clamp_(max=1))
         a = torch.lerp(a, prev, weight)
         if self.smooth_foreground and prev_f is not None:
             f = torch.lerp(f, prev_f, weight.expand_as(f))
@@ -307,20 +315,16 @@ def _gate(diff: Tensor, still: float, moving: float) -> Tensor:
     return diff.abs().mul_(-scale).add_(moving * scale).clamp_(0, 1)
 
 
-def _clamp_to_neighbourhood(past: Tensor, now: Tensor, radius: int) -> Tensor:
-    """`past` `[1,1,H,W]` clamped to the range of `now` over the (2 radius + 1)^2 window around
-    each pixel."""
+def _neighbourhood_max(now: Tensor, radius: int) -> Tensor:
+    """The largest value of `now` `[1,1,H,W]` over the (2 radius + 1)^2 window around each pixel."""
     k = 2 * radius + 1
     if now.device.type == "cpu" and now.dtype == torch.float32:
-        # OpenCV's rectangular min/max filters: ~1 ms at 720p, where torch's max_pool2d with a
-        # 9x9 window took ~100 ms (benchmarks/temporal.md)
+        # OpenCV's rectangular max filter: ~1 ms at 720p, where torch's max_pool2d with a 9x9
+        # window took ~100 ms (benchmarks/temporal.md)
         plane, kernel = now[0, 0].contiguous().numpy(), np.ones((k, k), np.uint8)
-        high = torch.from_numpy(cv2.dilate(plane, kernel, borderType=cv2.BORDER_REPLICATE))[None, None]
-        low = torch.from_numpy(cv2.erode(plane, kernel, borderType=cv2.BORDER_REPLICATE))[None, None]
-    else:  # separable: two 1-d passes
-        high = F.max_pool2d(F.max_pool2d(now, (1, k), 1, (0, radius)), (k, 1), 1, (radius, 0))
-        low = F.max_pool2d(F.max_pool2d(-now, (1, k), 1, (0, radius)), (k, 1), 1, (radius, 0)).neg_()
-    return torch.minimum(torch.maximum(past, low), high)
+        return torch.from_numpy(cv2.dilate(plane, kernel, borderType=cv2.BORDER_REPLICATE))[None, None]
+    # separable: two 1-d passes
+    return F.max_pool2d(F.max_pool2d(now, (1, k), 1, (0, radius)), (k, 1), 1, (radius, 0))
 
 
 def _warp(past: list[Tensor], flow: np.ndarray) -> list[Tensor]:
