@@ -676,6 +676,7 @@ a few tenths). Ghost target +5%, MAD +2%; real-clip flicker here is the motion-c
 | that, the guards against ghosts (network-change gate, clamp) only where the network's alpha falls | +2.0% (0019) | +4.0% | -32 / -34 / -32 / -29%; a clean rising edge lags (tests/temporal) |
 | **chosen**: that 512-px filter, the past capped at the neighbourhood's highest network alpha instead of clamped to its range (no floor) | +1.1% (0019) | +4.5% (0014) | -31 / -34 / -32 / -28% |
 | chosen, but warping only where that explains the picture clearly better (5x5 error below 0.8 / 0.9 of holding still's, or 0.01 / 0.003 below it) | +0.7% | 0% (0.8, 0.01) | -30 / -30 / -29 / -28% (0.8), -31 / -32 / -31 / -28% (0.9), -29 / -23 / -24 / -30% (0.01), -31 / -30 / -29 / -29% (0.003) |
+| chosen, the picture gate on the colour change averaged over 2x2 thumbnail px (256-px equivalent, as the held filter had) | +3.9% (0019) | +7.7% (0014); still portrait dtSSD -84% (chosen: -51%) | -31 / -38 / -34 / -27% |
 
 Holding the past in place (the rows down to the first "choice") cannot reach the flicker target: the
 measure compares each frame with the previous one fetched along the motion, so any lag behind moving
