@@ -205,8 +205,9 @@ class AlphaSmoother:
         moving = np.clip(
             (speed - self.motion_still * per_px) / ((self.motion_moving - self.motion_still) * per_px), 0, 1
         )
+        frame_change = cv2.absdiff(thumb, self._thumb)  # (h,w,3) from the last frame's thumbnail
         if self.motion_picture > 0:
-            changed = cv2.blur(_largest_channel(cv2.absdiff(thumb, self._thumb)), (3, 3))
+            changed = cv2.blur(_largest_channel(frame_change), (3, 3))
             moving *= np.clip(changed / self.motion_picture, 0, 1)
         moving = cv2.dilate(moving, np.ones((5, 5), np.uint8))
         self._moved = moving if self._moved is None else np.maximum(moving, self._moved * self.memory)
@@ -214,7 +215,7 @@ class AlphaSmoother:
         warp = self.flow and float(np.abs(flow).max()) >= self.still_flow
         reference = self._reference
         if warp:
-            flow = self._trusted(flow, gray, thumb)
+            flow = self._trusted(flow, gray, thumb, frame_change)
             reference = _fetch(reference, flow)
         change = cv2.dilate(_largest_channel(cv2.absdiff(thumb, reference)), np.ones((3, 3), np.uint8))
         steady = np.clip((self.picture_moving - change) / (self.picture_moving - self.picture_still), 0, 1)
@@ -267,8 +268,9 @@ class AlphaSmoother:
             self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # type: ignore[attr-defined]
         return np.asarray(self._dis.calc(gray, previous, None), dtype=np.float32)
 
-    def _trusted(self, flow: np.ndarray, gray: np.ndarray, thumb: np.ndarray) -> np.ndarray:
-        """`flow` where the past may be fetched along it, 0 (hold in place) elsewhere."""
+    def _trusted(self, flow: np.ndarray, gray: np.ndarray, thumb: np.ndarray, frame_change: np.ndarray) -> np.ndarray:
+        """`flow` where the past may be fetched along it, 0 (hold in place) elsewhere;
+        `frame_change` is |thumb - the last frame's thumbnail|."""
         assert self._gray is not None and self._thumb is not None
         # forwards-backwards: the backward flow at the pixel's source should lead back to it;
         # trusted within `consistency` px, not at all beyond twice that (disocclusions)
@@ -279,15 +281,19 @@ class AlphaSmoother:
         flow = flow * np.clip(2 - error / self.consistency, 0, 1)[..., None]
         # fetch along the flow only where that explains this picture better than holding still
         along = cv2.blur(_channel_sum(cv2.absdiff(thumb, _fetch(self._thumb, flow))), (5, 5))
-        held = cv2.blur(_channel_sum(cv2.absdiff(thumb, self._thumb)), (5, 5))
+        held = cv2.blur(_channel_sum(frame_change), (5, 5))
         return np.ascontiguousarray(flow * (along < held)[..., None])
 
 
 def _fetch(picture: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """`picture` (h,w[,c]) float32 sampled (bilinear, edges repeated) at each pixel + `flow` (h,w,2)."""
-    h, w = flow.shape[:2]
-    where = flow + _grid(h, w)
-    return cv2.remap(picture, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    """`picture` (h,w[,c]) float32 sampled at each pixel + `flow` (h,w,2)."""
+    return _sample(picture, flow + _grid(*flow.shape[:2]))
+
+
+def _sample(picture: np.ndarray, where: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
+    """`picture` (h,w[,c]) float32 sampled at `where` (h,w,2) x, y pixel positions: bilinear,
+    edges repeated (as `grid_sample`'s border padding in `_warp`)."""
+    return cv2.remap(picture, where, None, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE)
 
 
 @functools.lru_cache(maxsize=4)
@@ -342,7 +348,7 @@ def _warp(past: list[Tensor], flow: np.ndarray) -> list[Tensor]:
             planes = p[0].contiguous().numpy()
             warped = np.empty_like(planes)
             for c in range(len(planes)):
-                cv2.remap(planes[c], where, None, cv2.INTER_LINEAR, dst=warped[c], borderMode=cv2.BORDER_REPLICATE)
+                _sample(planes[c], where, warped[c])
             out.append(torch.from_numpy(warped)[None])
         return out
     # elsewhere one grid_sample; its grid float32 whatever the dtype: half precision cannot place
