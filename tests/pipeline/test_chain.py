@@ -13,6 +13,7 @@ from tests.conftest import moving_clip
 from vidmatte.compose import make_background
 from vidmatte.pipeline import StageChain, run_chain
 from vidmatte.plan import plan_run
+from vidmatte.temporal import AlphaSmoother
 from vidmatte.types import Rendered, VideoFrame
 
 H, W = 96, 128
@@ -44,6 +45,14 @@ def test_every_shot_starts_fresh_and_the_first_is_a_shot(engine, frames):
     fresh = np.concatenate([r.pictures for r in _run(shot_b, frames[5:])])
     joined = np.concatenate([r.pictures for r in _run(chain, frames)])
     assert np.abs(joined[5:].astype(int) - fresh).max() <= 1  # after the cut: as if the clip began there
+
+
+def test_smoother_ramps_only_where_the_network_is_not_primed(engine):
+    """One rule (`smoother_for`): the chain's smoother has no warm-up ramp after priming."""
+    primed = StageChain(engine, plan_run(engine, (H, W), smooth=True), "rgba", smooth=0.9, warmup=2)
+    unprimed = StageChain(engine, plan_run(engine, (H, W), smooth=True), "rgba", smooth=0.9, warmup=0)
+    assert primed.smoother is not None and primed.smoother.warmup == 0
+    assert unprimed.smoother is not None and unprimed.smoother.warmup == AlphaSmoother().warmup > 0
 
 
 def test_reset_makes_a_second_run_equal_the_first(engine, frames):

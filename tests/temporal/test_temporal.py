@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import moving_clip
 from vidmatte import Matte, Matter
-from vidmatte.temporal import AlphaSmoother, SceneCutDetector, split_at_cuts
+from vidmatte.temporal import AlphaSmoother, SceneCutDetector, smoother_for, split_at_cuts
 
 
 def texture(height: int, width: int, seed: int) -> np.ndarray:
@@ -85,6 +85,20 @@ def test_smoother_damps_flicker_of_a_still_scene(still_scene):
     # and it is closer to the truth, not just flatter
     assert np.abs(out[10:] - true_alpha).mean() < 0.7 * np.abs(noisy[10:] - true_alpha).mean()
     np.testing.assert_array_equal(out[0], noisy[0])  # the first frame passes through
+
+
+def test_smoother_for_a_primed_network_damps_from_the_second_frame(still_scene):
+    """After a primed network (the pipeline's default) the first frames are as settled as the rest:
+    no warm-up ramp, so the flicker of the first frames is damped like any other; unprimed, the
+    ramp lets them through."""
+    frames, noisy, true_alpha = still_scene
+    primed = smooth(smoother_for(0.97, primed=True), noisy, frames)
+    unprimed = smooth(smoother_for(0.97, primed=False), noisy, frames)
+    np.testing.assert_array_equal(primed[0], noisy[0])  # the first frame still passes through
+    first = slice(0, 4)
+    assert flicker(primed[first]) < 0.5 * flicker(unprimed[first])
+    assert np.abs(primed[1:4] - true_alpha).mean() < np.abs(unprimed[1:4] - true_alpha).mean()
+    assert smoother_for(0.97, primed=True, warmup=2).warmup == 2  # an explicit option wins
 
 
 @pytest.mark.parametrize("speed", [1.0, 3.0, 8.0])

@@ -26,7 +26,7 @@ from ..engine import MattingEngine
 from ..model.network import Features
 from ..plan import RunPlan
 from ..subject import gate_alpha
-from ..temporal import AlphaSmoother, SceneCutDetector, split_at_cuts
+from ..temporal import SceneCutDetector, smoother_for, split_at_cuts
 from ..types import Chunk, Matte, Rendered, VideoFrame
 from .fused import FusedRenderer
 
@@ -74,7 +74,7 @@ class StageChain:
         self.engine, self.plan, self.output_type, self.background = engine, plan, output_type, background
         self.warmup = warmup
         self.detector = SceneCutDetector() if scene_reset else None
-        self.smoother = AlphaSmoother(smooth) if smooth else None
+        self.smoother = smoother_for(smooth, primed=warmup > 0) if smooth else None
         self.edges = VideoEdgeRefiner() if plan.refine_edges else None
         self.fused = FusedRenderer(engine, output_type, background) if plan.fused else None
         #: who keeps their alpha (`pipeline.subject.SubjectGates`); None: everyone

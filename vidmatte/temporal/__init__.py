@@ -4,6 +4,7 @@
   `(T,H,W,3)` uint8 and their `Matte`; causal (past frames only, no added latency), state kept
   inside, on the matte's device and dtype. Averages alpha (and foreground colour) over time
   along the motion where the picture is steady, passes changing pixels through. `reset()` forgets.
+  `smoother_for(strength, primed=...)`: the one a pipeline runs (no warm-up ramp after a primed network).
 - `SceneCutDetector(threshold=0.35)`: `detector.update(rgb) -> bool`, True when the frame
   `(H,W,3)` uint8 starts a new shot (never for the first frame after `reset()`).
 - `split_at_cuts(frames, detector) -> [(start, end, new_shot), ...]`: a chunk `(T,H,W,3)` cut
@@ -34,9 +35,9 @@ from __future__ import annotations
 import numpy as np
 
 from .scenecut import SceneCutDetector
-from .smoother import AlphaSmoother
+from .smoother import AlphaSmoother, smoother_for
 
-__all__ = ["AlphaSmoother", "SceneCutDetector", "split_at_cuts"]
+__all__ = ["AlphaSmoother", "SceneCutDetector", "smoother_for", "split_at_cuts"]
 
 
 def split_at_cuts(frames: np.ndarray, detector: SceneCutDetector) -> list[tuple[int, int, bool]]:

@@ -37,8 +37,10 @@ is steady and falls to 0 wherever anything says it changed:
   Only from above: a floor as well (the full range) stopped the damping of dips in regions
   whose alpha swings as a whole (benchmarks/temporal.md); with `flow=False` the floor stays,
   where it keeps the held past from lagging below an arriving subject.
-- `warmup`: the network's first frames after a reset improve quickly as its recurrent state
-  fills; the weight ramps up over these frames so the smoother does not hold on to them.
+- `warmup`: an unprimed network's first frames after a reset improve quickly as its recurrent
+  state fills; the weight ramps up over these frames so the smoother does not hold on to them.
+  After a network primed on the shot's first frame (the pipeline's default) there is nothing to
+  ramp over: `smoother_for` decides.
 
 `flow=False` holds the past in place everywhere (no warp; cheaper, weaker on moving footage).
 Causal: past frames only, no added latency. Defaults chosen, and cost per frame measured, in
@@ -58,6 +60,16 @@ from torch import Tensor
 
 from ..options import SMOOTH_STRENGTH
 from ..types import Matte
+
+
+def smoother_for(strength: float, *, primed: bool, **options: Any) -> AlphaSmoother:
+    """The smoother a pipeline runs after the network: without the warm-up ramp where the network
+    is primed on each shot's first frame (its first outputs are then as settled as the later ones;
+    the ramp only gave up damping there: benchmarks/temporal.md), with it where it is not.
+    `options`: other `AlphaSmoother` parameters."""
+    if primed:
+        options.setdefault("warmup", 0)
+    return AlphaSmoother(strength, **options)
 
 
 class AlphaSmoother:
