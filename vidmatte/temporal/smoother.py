@@ -352,9 +352,10 @@ def _warp(past: list[Tensor], flow: np.ndarray) -> list[Tensor]:
     sh, sw = flow.shape[:2]
     if past[0].device.type == "cpu" and all(p.dtype == torch.float32 for p in past):
         # OpenCV's remap, plane by plane: a third of grid_sample's time at 720p (benchmarks/temporal.md)
-        full = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) if (sh, sw) != (h, w) else flow.copy()
-        full *= np.array([w / sw, h / sh], np.float32)
-        where = full + _grid(h, w)
+        # scaled on the thumbnail (bilinear resizing is linear), so one full-size pass remains
+        scaled = flow * np.array([w / sw, h / sh], np.float32)
+        where = cv2.resize(scaled, (w, h), interpolation=cv2.INTER_LINEAR) if (sh, sw) != (h, w) else scaled
+        where += _grid(h, w)
         out = []
         for p in past:
             planes = p[0].contiguous().numpy()
