@@ -418,19 +418,20 @@ def compensated_changes(
     return totals, counts
 
 
-def compensated_flicker(
-    pred: np.ndarray, masks: np.ndarray, flows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], soft_only: bool = False
-) -> float:
-    """Mean |a_t - a_{t-1} fetched along the flow| over the compensated-still pixels, x1e3; with
-    `soft_only`, only where either alpha is in 0.02..0.98."""
-    totals, counts = compensated_changes(pred, masks, flows, soft_only)
+def per_mille(changes: tuple[np.ndarray, np.ndarray]) -> float:
+    """`compensated_changes`' (totals, counts) as the mean change x1e3 (the flicker figure)."""
+    totals, counts = changes
     return float(totals.sum() / counts.sum() * 1e3) if counts.sum() else float("nan")
 
 
-def busiest_span(raw: np.ndarray, smooth: np.ndarray, masks: np.ndarray, flows, span: int = 20) -> tuple:
-    """The `span` frame pairs holding the most of the network's flicker: (first frame, their share of
-    the clip's flicker, the smoother's change of flicker there, and elsewhere), changes as ratios - 1."""
-    (r, _), (s, _) = compensated_changes(raw, masks, flows), compensated_changes(smooth, masks, flows)
+#: Frame pairs in the span `busiest_span` looks for.
+BUSIEST_SPAN = 20
+
+
+def busiest_span(r: np.ndarray, s: np.ndarray, span: int = BUSIEST_SPAN) -> tuple:
+    """Given the per-frame totals of `compensated_changes` for the network (`r`) and the smoother
+    (`s`): the `span` frame pairs holding the most of the network's flicker: (first frame, their share
+    of the clip's flicker, the smoother's change of flicker there, and elsewhere), changes as ratios - 1."""
     if len(r) <= span or not r.sum():
         return (1, 1.0, s.sum() / max(r.sum(), 1e-12) - 1, float("nan"))
     sums = np.convolve(r, np.ones(span), "valid")
@@ -599,6 +600,7 @@ def main() -> None:
         smooth = smoothed(raw, frames, strength, primed=args.warmup > 0)
         flows = backward_flows(frames)
         compensated, masks = compensated_masks(frames, flows), still_masks(frames)
+        changes = [compensated_changes(p, compensated, flows) for p in (raw, smooth)]
         real_rows.append(
             (
                 clip,
@@ -607,14 +609,14 @@ def main() -> None:
                 float(compensated.mean()),
                 [
                     (
-                        compensated_flicker(p, compensated, flows),
-                        compensated_flicker(p, compensated, flows, soft_only=True),
+                        per_mille(changes[i]),
+                        per_mille(compensated_changes(p, compensated, flows, soft_only=True)),
                         flicker(p, masks),
                     )
-                    for p in (raw, smooth)
+                    for i, p in enumerate((raw, smooth))
                 ],
                 count_cuts(frames),
-                busiest_span(raw, smooth, compensated, flows),
+                busiest_span(changes[0][0], changes[1][0]),
             )
         )
         print(clip, real_rows[-1][3:], flush=True)
@@ -767,6 +769,8 @@ End to end, the smoother runs on the full-resolution stage's thread beside the n
 
 
 def write_report(args, strength, synth_rows, real_rows, cut, cost, elapsed, torch_version) -> None:
+    from vidmatte.temporal import AlphaSmoother
+
     command = command_line("temporal.py")
     w, h = SYNTH_SIZE
     lines = [
@@ -778,7 +782,11 @@ def write_report(args, strength, synth_rows, real_rows, cut, cost, elapsed, torc
         "",
         f"Smoother: `smoother_for({strength:g}, primed={args.warmup > 0})`, what the pipeline runs (the "
         "other parameters at their defaults"
-        + (", no warm-up ramp after a primed network" if args.warmup > 0 else ", its warm-up ramp over 4 frames")
+        + (
+            ", no warm-up ramp after a primed network"
+            if args.warmup > 0
+            else f", its warm-up ramp over {AlphaSmoother().warmup} frames"
+        )
         + "), applied to the network's output (MobileNetV3, ratio auto, chunks of 4 frames"
         + (
             f", primed with {args.warmup} passes of each clip's first frame as the pipeline's default `--warmup`)"
@@ -842,15 +850,15 @@ def write_report(args, strength, synth_rows, real_rows, cut, cost, elapsed, torc
         )
     lines += [
         "",
-        "Where the flicker is: the 20 consecutive frame pairs holding the most of the network's flicker, their "
+        f"Where the flicker is: the {BUSIEST_SPAN} consecutive frame pairs holding the most of the network's flicker, their "
         "share of the clip's flicker, and the smoother's change of flicker there and over the other frames.",
         "",
-        "| clip | busiest 20 frames | their share | smoothed there | smoothed elsewhere |",
+        f"| clip | busiest {BUSIEST_SPAN} frames | their share | smoothed there | smoothed elsewhere |",
         "| --- | --- | ---: | ---: | ---: |",
     ]
     for clip, _, _, _, _, _, (first, share, there, rest) in real_rows:
         lines.append(
-            f"| {clip} | {first}-{first + 19} | {100 * share:.0f}% | {100 * there:+.1f}% | {100 * rest:+.1f}% |"
+            f"| {clip} | {first}-{first + BUSIEST_SPAN - 1} | {100 * share:.0f}% | {100 * there:+.1f}% | {100 * rest:+.1f}% |"
         )
     n = args.cut_frames
     lines += [
