@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from vidmatte.plan import QUEUE, describe_run, plan_run, stage_threads
+from vidmatte.plan import CPU_FRONT_FRAMES, CPU_FRONT_MAX_PIXELS, QUEUE, describe_run, plan_run, stage_threads
 
 
 def test_cpu_file_run_uses_three_stages_and_the_fused_renderer(engine):
@@ -19,6 +19,18 @@ def test_cpu_file_run_uses_three_stages_and_the_fused_renderer(engine):
     assert plan_run(engine, (720, 1280), chunk_size=3).chunk_size == 3
     with pytest.raises(ValueError):
         plan_run(engine, (720, 1280), chunk_size=0)
+
+
+def test_cpu_files_batch_the_stateless_front_but_decode_frame_by_frame(engine):
+    """The encoder's small late layers cost per call; the decoder and the full-resolution half
+    cost per frame and lose cache with more frames a call."""
+    plan = plan_run(engine, (720, 1280))
+    assert plan.front_chunk == CPU_FRONT_FRAMES > plan.chunk_size == 1
+    chosen = plan_run(engine, (720, 1280), chunk_size=3)
+    assert chosen.front_chunk % 3 == 0 and chosen.front_chunk >= CPU_FRONT_FRAMES
+    assert plan_run(engine, (720, 1280), chunk_size=8).front_chunk == 8
+    assert plan_run(engine, (480, 640), live=True).front_chunk == 1  # the newest frame, at once
+    assert 1080 * 1920 > CPU_FRONT_MAX_PIXELS and plan_run(engine, (1080, 1920)).front_chunk == 1
 
 
 def test_filters_between_the_guided_filter_and_the_picture_turn_fusing_off(engine):
@@ -60,6 +72,7 @@ def test_gpu_plan_batches_uploads_and_gives_the_encoder_a_thread():
     gpu = SimpleNamespace(device=torch.device("cuda"), dtype=torch.float16, ratio_for=lambda h, w: 0.25)
     plan = plan_run(gpu, (1080, 1920))  # type: ignore[arg-type]
     assert plan.chunk_size == 4 and plan.read_ahead and not plan.encode_ahead  # uploads, not the encoder
+    assert plan.front_chunk == plan.chunk_size
     assert plan.separate_encoder and plan.cudnn_benchmark and not plan.fused
     assert plan.torch_threads is None and plan.opencv_threads is None
 

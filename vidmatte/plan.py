@@ -20,13 +20,20 @@ from .engine import MattingEngine
 
 #: Chunks queued between stages: enough to absorb jitter; each holds full-resolution frames.
 QUEUE = 2
+#: Frames per call of the stateless encoder on CPU: its late layers run on maps of a few hundred
+#: pixels, where each call's fixed cost is a good share of the work (benchmarks/speed.md)...
+CPU_FRONT_FRAMES = 4
+#: ...for frames up to this size: above it the full-resolution stages dominate, the batch gained
+#: nothing measurable at 1080p and only held more frames in memory.
+CPU_FRONT_MAX_PIXELS = 1280 * 720
 
 
 @dataclass(frozen=True)
 class RunPlan:
     """What `plan_run` decided for one run (see there for why)."""
 
-    chunk_size: int  # frames per network call
+    chunk_size: int  # frames per call of the recurrent decoder and of the full-resolution half
+    front_chunk: int  # frames per call of the stateless front (a multiple of chunk_size)
     read_ahead: bool  # the source is read on a thread of its own, `queue` chunks ahead
     encode_ahead: bool  # `front` runs the network's stateless encoder (else it only uploads frames)
     render_ahead: bool  # the full-resolution half runs on a thread of its own (else inline)
@@ -54,7 +61,9 @@ def plan_run(
 
     - Chunks: 1 frame on CPU, where full-resolution tensors of several frames fall out of cache
       and cost ~30% more per frame (measured at 720p); 4 on GPUs, which want batches. A live
-      source gives one newest frame at a time.
+      source gives one newest frame at a time. The stateless encoder takes 4 frames a call on
+      CPU all the same, for frames up to 720p: at the network's small sizes its per-call cost
+      is what batching saves (720p at the default ratio: ~15% less time, ~30% more peak memory).
     - CPU: three stages (read + stateless encoder, recurrent decoder, full-resolution half) keep
       both cores busy (benchmarks/speed.md); each stage gets its own torch threads, since one
       pool shared by the model stages made them fight (9.8 -> 15.0 frames/s at 720p on 2 cores),
@@ -83,8 +92,12 @@ def plan_run(
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     refine_edges = refine and engine.ratio_for(*size) < 1
+    chunk = 1 if live else chunk_size or (1 if cpu else 4)
+    batch_front = cpu and not live and size[0] * size[1] <= CPU_FRONT_MAX_PIXELS
+    front = chunk * -(-CPU_FRONT_FRAMES // chunk) if batch_front else chunk
     return RunPlan(
-        chunk_size=1 if live else chunk_size or (1 if cpu else 4),
+        chunk_size=chunk,
+        front_chunk=front,
         read_ahead=not live,
         encode_ahead=cpu,
         render_ahead=not live,

@@ -47,6 +47,24 @@ def test_every_shot_starts_fresh_and_the_first_is_a_shot(engine, frames):
     assert np.abs(joined[5:].astype(int) - fresh).max() <= 1  # after the cut: as if the clip began there
 
 
+def test_a_batched_front_feeds_the_decoder_frame_by_frame(engine, frames):
+    plan = plan_run(engine, (H, W))
+    assert plan.front_chunk == 4 and plan.chunk_size == 1
+    chain = StageChain(engine, plan, "rgba", warmup=1)
+    chain.reset()
+    seen = []
+    for start in range(0, len(frames), plan.front_chunk):
+        for chunk in chain.recurrent(chain.front(frames[start : start + plan.front_chunk])):
+            seen.append((chunk.frames[0].pts, len(chunk), chunk.new_shot))
+    # one chunk a frame; the cut (frame 5) inside the second batch starts a shot there only
+    assert seen == [(i, 1, i in (0, 5)) for i in range(len(frames))]
+    batched = np.concatenate([r.pictures for r in _run(chain, frames)])
+    one_by_one = StageChain(engine, dataclasses.replace(plan, front_chunk=1), "rgba", warmup=1)
+    single = np.concatenate([r.pictures for r in _run(one_by_one, frames)])
+    assert batched.shape == single.shape == (len(frames), H, W, 4)
+    assert np.abs(batched.astype(int) - single).max() <= 1
+
+
 def test_smoother_ramps_only_where_the_network_is_not_primed(engine):
     """One rule (`smoother_for`): the chain's smoother has no warm-up ramp after priming."""
     primed = StageChain(engine, plan_run(engine, (H, W), smooth=True), "rgba", smooth=0.9, warmup=2)

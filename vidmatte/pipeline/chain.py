@@ -13,6 +13,7 @@ the threads are the runner's (`vidmatte.pipeline.runner`). `reset()` starts a ne
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -101,13 +102,19 @@ class StageChain:
         """Stateless: stack the frames and make the network's input (the encoder's features on
         CPU; the frames uploaded on a GPU, so the copy overlaps the decoder's work)."""
         # one frame (CPU, live): a view, not a copy of the full-resolution picture
-        rgb = frames[0].rgb[None] if len(frames) == 1 else np.stack([f.rgb for f in frames])
+        if len(frames) == 1:
+            rgb = frames[0].rgb[None]
+        else:
+            rgb = np.stack([f.rgb for f in frames])
+            # the frames from now on hold views of the stack, so each picture is held once
+            frames = [dataclasses.replace(f, rgb=rgb[i]) for i, f in enumerate(frames)]
         ready = self.engine.encode(rgb) if self.plan.encode_ahead else self.engine.to_tensor(rgb)
         return Prepared(frames, rgb, ready)
 
     def recurrent(self, prepared: Prepared) -> Iterator[Chunk]:
-        """In order, on one thread: the chunk split at hard cuts, the state reset and primed at
-        each shot (the clip's first included), the recurrent decoder run."""
+        """In order, on one thread: the front's chunk split at hard cuts, the state reset and primed
+        at each shot (the clip's first included), the recurrent decoder run on `plan.chunk_size`
+        frames at a time (one chunk out for each)."""
         count = len(prepared.frames)
         parts = split_at_cuts(prepared.rgb, self.detector) if self.detector is not None else [(0, count, False)]
         for start, end, new_shot in parts:
@@ -117,9 +124,13 @@ class StageChain:
                     self.engine.reset()
                 self.engine.prime(prepared.part(start, start + 1), self.warmup)
                 self._started = True
-            coarse = self.engine.coarse(prepared.part(start, end))
-            gate = self.subject.gates(coarse, new_shot) if self.subject is not None else None
-            yield Chunk(prepared.frames[start:end], prepared.rgb[start:end], coarse, new_shot, gate)
+            step = self.plan.chunk_size
+            for first in range(start, end, step):
+                last = min(end, first + step)
+                coarse = self.engine.coarse(prepared.part(first, last))
+                gate = self.subject.gates(coarse, new_shot) if self.subject is not None else None
+                yield Chunk(prepared.frames[first:last], prepared.rgb[first:last], coarse, new_shot, gate)
+                new_shot = False
 
     def finish(self, chunk: Chunk) -> Rendered:
         """Stateless but for the temporal filters (reset at each shot): full-resolution pictures."""

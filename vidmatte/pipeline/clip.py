@@ -170,7 +170,7 @@ def matte_frames(frames: Iterable[VideoFrame], chain: StageChain) -> Iterator[tu
     from ..concurrency import background_iter
 
     chain.reset()
-    ahead: Generator[Prepared, None, None] = (chain.front(c) for c in chunks(frames, chain.plan.chunk_size))
+    ahead: Generator[Prepared, None, None] = (chain.front(c) for c in chunks(frames, chain.plan.front_chunk))
     if chain.plan.read_ahead:
         ahead = background_iter(ahead, maxsize=chain.plan.queue, name="decode")
     with applied(chain.plan), closing(ahead):

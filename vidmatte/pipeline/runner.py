@@ -58,7 +58,7 @@ def run_chain(frames: Iterable[VideoFrame], chain: StageChain, sink: Sink) -> in
         _maybe_in_background(sink, plan.separate_encoder, plan.queue, "encode") as deliver,
         _maybe_in_background(finish, plan.render_ahead, plan.queue, "render") as render,
     ):
-        prepared: Generator[Prepared, None, None] = (chain.front(c) for c in chunks(frames, plan.chunk_size))
+        prepared: Generator[Prepared, None, None] = (chain.front(c) for c in chunks(frames, plan.front_chunk))
         if plan.read_ahead:
             prepared = background_iter(prepared, maxsize=plan.queue, name="decode")
         # closing(): on an error or Ctrl-C the reading thread is stopped here and now, not when

@@ -153,7 +153,7 @@ def prefix_gates(
     cuts: set[int] = set()
     last = selection.frame
     with open_source() as source:
-        for part in chunks(source, chain.plan.chunk_size):
+        for part in chunks(source, chain.plan.front_chunk):
             for chunk in chain.recurrent(chain.front(part)):
                 if chunk.new_shot and alphas:
                     cuts.add(len(alphas))
