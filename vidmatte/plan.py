@@ -63,7 +63,7 @@ def plan_run(
       and cost ~30% more per frame (measured at 720p); 4 on GPUs, which want batches. A live
       source gives one newest frame at a time. The stateless encoder takes 4 frames a call on
       CPU all the same, for frames up to 720p: at the network's small sizes its per-call cost
-      is what batching saves (720p at the default ratio: ~15% less time, ~30% more peak memory).
+      is what batching saves, for some more peak memory (both in benchmarks/speed.md).
     - CPU: three stages (read + stateless encoder, recurrent decoder, full-resolution half) keep
       both cores busy (benchmarks/speed.md); each stage gets its own torch threads, since one
       pool shared by the model stages made them fight (9.8 -> 15.0 frames/s at 720p on 2 cores),
