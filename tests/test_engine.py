@@ -183,3 +183,37 @@ def test_describe_says_device_precision_and_why_not_a_gpu(engine):
     if not torch.cuda.is_available():
         auto = MattingEngine(model=engine.model)
         assert auto.describe().startswith("cpu, fp32 (") and "CUDA" in auto.describe()  # auto chose the CPU: why
+
+
+def test_the_memoryless_last_block_runs_where_its_output_is_first_read(engine, clip, monkeypatch):
+    """On CPU `step_coarse` leaves the decoder's last block and the projection to the first
+    reader of `y`/`hid` (in a pipeline: the full-resolution stage's thread), once, with the
+    numbers the undeferred network gives."""
+    import threading
+
+    from vidmatte.model.network import Coarse
+
+    last_block = engine.model.decoder.decode0
+    calls: list[str] = []
+    forward = last_block.forward
+
+    def counted(*args):
+        calls.append(threading.current_thread().name)
+        return forward(*args)
+
+    monkeypatch.setattr(last_block, "forward", counted)
+    features = engine.encode(clip[:2])
+    coarse, _ = engine.step_coarse(features)
+    assert calls == []  # the recurrent part ran, the last block not yet
+    reader = threading.Thread(target=lambda: coarse.y, name="render")
+    reader.start()
+    reader.join()
+    assert calls == ["render"]
+    hid, y = coarse.hid, coarse.y
+    assert calls == ["render"]  # computed once
+    with torch.inference_mode():
+        direct, *_ = engine.model.decode(features)
+    assert len(calls) == 2  # the undeferred call runs it in place
+    assert torch.equal(y, direct.y) and torch.equal(hid, direct.hid)
+    with pytest.raises(ValueError, match="head"):
+        Coarse(features.src, features.small)

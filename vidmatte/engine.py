@@ -200,7 +200,9 @@ class MattingEngine:
             expected = tuple(-(-int(n * ratio) // 2) for n in (h, w))
             if tuple(state[0].shape[-2:]) != expected:
                 raise ValueError("the recurrent state belongs to frames of another size; call reset() first")
-        coarse, *new_state = self.model.decode(features, *state)
+        # On CPU the memoryless last block runs where the result is first read: in a pipeline,
+        # on the full-resolution stage's thread, off the recurrent one (see `Coarse`).
+        coarse, *new_state = self.model.decode(features, *state, defer_head=self.device.type == "cpu")
         return coarse, tuple(new_state)  # type: ignore[return-value]
 
     @torch.inference_mode()

@@ -126,6 +126,25 @@ class RecurrentDecoder(nn.Module):
         r4: Tensor | None,
         bt: tuple[int, int] | None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        x1, r1, r2, r3, r4 = self.recurrent(img, f1, f2, f3, f4, r1, r2, r3, r4, bt)
+        return self.decode0(x1, img), r1, r2, r3, r4
+
+    def recurrent(
+        self,
+        img: Tensor,
+        f1: Tensor,
+        f2: Tensor,
+        f3: Tensor,
+        f4: Tensor,
+        r1: Tensor | None,
+        r2: Tensor | None,
+        r3: Tensor | None,
+        r4: Tensor | None,
+        bt: tuple[int, int] | None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The blocks with memory, up to half the network's resolution: (x1 `[N,32,H/2,W/2]`, new
+        states). `decode0(x1, img)` finishes `forward`; it has no memory, so it may run later,
+        on another thread."""
         # ceil_mode keeps odd sizes aligned with the 2x upsampling-then-crop above
         s1 = F.avg_pool2d(img, 2, 2, ceil_mode=True, count_include_pad=False)
         s2 = F.avg_pool2d(s1, 2, 2, ceil_mode=True, count_include_pad=False)
@@ -134,4 +153,4 @@ class RecurrentDecoder(nn.Module):
         x3, r3 = self.decode3(x4, f3, s3, r3, bt)
         x2, r2 = self.decode2(x3, f2, s2, r2, bt)
         x1, r1 = self.decode1(x2, f1, s1, r1, bt)
-        return self.decode0(x1, img), r1, r2, r3, r4
+        return x1, r1, r2, r3, r4

@@ -10,6 +10,8 @@ A `[B,T,...]` chunk gives the same result as T single-frame calls with the state
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -24,15 +26,50 @@ from .resample import scale_bilinear
 from .timefold import fold_time, unfold_time
 
 
-@dataclass
 class Coarse:
-    """Low-resolution output of the recurrent part, with what the refiner needs (time folded)."""
+    """Low-resolution output of the recurrent part, with what the refiner needs (time folded).
 
-    src: Tensor  # [N,3,H,W] full-resolution input, float in 0..1 or uint8 (see Features)
-    small: Tensor  # [N,3,h,w] the network's input
-    y: Tensor  # [N,4,h,w] foreground residual + alpha
-    hid: Tensor  # [N,16,h,w] decoder features
-    bt: tuple[int, int] | None
+    src `[N,3,H,W]`: full-resolution input, float in 0..1 or uint8 (see Features); small
+    `[N,3,h,w]`: the network's input; y `[N,4,h,w]`: foreground residual + alpha; hid
+    `[N,16,h,w]`: decoder features; bt: (B, T) or None.
+
+    `y` and `hid` come from the decoder's last block (at the network's full size, without memory)
+    and the projection. Given `head` instead, they are computed where first read, once: the
+    pipeline's full-resolution stage reads them on its own thread, which takes that block off the
+    recurrent thread, the CPU pipeline's critical path (benchmarks/speed.md).
+    """
+
+    def __init__(
+        self,
+        src: Tensor,
+        small: Tensor,
+        y: Tensor | None = None,
+        hid: Tensor | None = None,
+        bt: tuple[int, int] | None = None,
+        *,
+        head: Callable[[], tuple[Tensor, Tensor]] | None = None,
+    ) -> None:
+        if (y is None or hid is None) and head is None:
+            raise ValueError("Coarse needs y and hid, or the head that computes them")
+        self.src, self.small, self.bt = src, small, bt
+        self._y, self._hid, self._head = y, hid, head
+        self._lock = threading.Lock()
+
+    def _computed(self) -> tuple[Tensor, Tensor]:
+        with self._lock:  # two readers on two threads compute it once
+            if self._y is None or self._hid is None:
+                assert self._head is not None
+                self._y, self._hid = self._head()
+                self._head = None  # lets go of the decoder's intermediate maps
+            return self._y, self._hid
+
+    @property
+    def y(self) -> Tensor:
+        return self._y if self._y is not None else self._computed()[0]
+
+    @property
+    def hid(self) -> Tensor:
+        return self._hid if self._hid is not None else self._computed()[1]
 
 
 @dataclass
@@ -150,11 +187,28 @@ class MattingNetwork(nn.Module):
         r2: Tensor | None = None,
         r3: Tensor | None = None,
         r4: Tensor | None = None,
+        *,
+        defer_head: bool = False,
     ) -> tuple[Coarse, Tensor, Tensor, Tensor, Tensor]:
-        """The recurrent decoder and projection: everything that must run frame after frame."""
+        """The recurrent decoder and projection: everything that must run frame after frame.
+
+        `defer_head`: the decoder's last block and the projection, which have no memory, run
+        when the result's `y` or `hid` is first read (see `Coarse`), in the grad and inference
+        modes of this call.
+        """
         f = _decoder_layout(features, self.uses_channels_last(features.f1.device))
-        hid, r1, r2, r3, r4 = self.decoder(f.small, f.f1, f.f2, f.f3, f.f4, r1, r2, r3, r4, f.bt)
-        return Coarse(f.src, f.small, self.project_mat(hid), hid, f.bt), r1, r2, r3, r4
+        x1, r1, r2, r3, r4 = self.decoder.recurrent(f.small, f.f1, f.f2, f.f3, f.f4, r1, r2, r3, r4, f.bt)
+        if not defer_head:
+            hid = self.decoder.decode0(x1, f.small)
+            return Coarse(f.src, f.small, self.project_mat(hid), hid, f.bt), r1, r2, r3, r4
+        grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+        def head() -> tuple[Tensor, Tensor]:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                hid = self.decoder.decode0(x1, f.small)
+                return self.project_mat(hid), hid
+
+        return Coarse(f.src, f.small, bt=f.bt, head=head), r1, r2, r3, r4
 
     def refine(self, coarse: Coarse) -> tuple[Tensor, Tensor]:
         """The full-resolution part: stateless, so it can run for frame t while `coarse` runs t+1."""
