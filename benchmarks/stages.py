@@ -70,9 +70,14 @@ def main() -> None:
                 matter.encode(f)
 
         def recurrent() -> None:
+            s: tuple = (None,) * 4
+            for f in features:
+                _, *s = matter.model.decode(f, *s)  # all of it, on one thread
+
+        def recurrent_thread() -> None:
             s = (None,) * 4
             for f in features:
-                _, s = matter.step_coarse(f, s)
+                _, s = matter.step_coarse(f, s)  # its memoryless last block is left to the reader
 
         def full_fused() -> None:
             for c, f in zip(coarse, frames):
@@ -99,6 +104,7 @@ def main() -> None:
             "decode + RGB conversion (PyAV)": decode,
             "stateless front: resize, encoder, LR-ASPP": encode,
             "recurrent decoder + projection": recurrent,
+            "of which on the recurrent thread (the blocks with memory)": recurrent_thread,
             "full-resolution half, fused (pipeline on CPU)": full_fused,
             "full-resolution half, refine + render": full_two_step,
             "H.264 write (libx264 veryfast)": write_h264,
@@ -131,7 +137,8 @@ def main() -> None:
         "serves its fresh full-size float temporaries from recycled or from newly mapped, page-faulting "
         "memory; the fused pass reuses its buffers). Times are wall time on the calling thread: the "
         "codecs' own threads add CPU time not shown here. The pipeline runs decode + front, the "
-        "recurrent decoder, and the full-resolution half + writer on three threads sharing the cores "
+        "recurrent decoder's blocks with memory, and the rest of the decoder (its last block and the "
+        "projection) with the full-resolution half + writer on three threads sharing the cores "
         "(benchmarks/speed.md).",
         "",
     ]
