@@ -50,14 +50,20 @@ function sample(name) {
       const g = canvas.getContext("2d", {willReadFrequently: true});
       const at = (fx) => Array.from(
         g.getImageData(Math.floor(canvas.width * fx), canvas.height >> 1, 1, 1).data);
-      g.clearRect(0, 0, canvas.width, canvas.height);
-      g.drawImage(video, 0, 0);
-      const bare = {left: at(0.25), right: at(0.75)};
-      g.fillStyle = "#ff00ff";
-      g.fillRect(0, 0, canvas.width, canvas.height);
-      g.drawImage(video, 0, 0);
-      resolve({name, width: video.videoWidth, height: video.videoHeight,
-               bare, onMagenta: {left: at(0.25), right: at(0.75)}});
+      grab(0);
+      // On a loaded machine "seeked" can come before the frame can be drawn (nothing at all
+      // lands on the canvas); the right half is opaque in both clips, so wait until it shows.
+      function grab(attempt) {
+        g.clearRect(0, 0, canvas.width, canvas.height);
+        g.drawImage(video, 0, 0);
+        if (at(0.75)[3] === 0 && attempt < 40) { setTimeout(() => grab(attempt + 1), 50); return; }
+        const bare = {left: at(0.25), right: at(0.75)};
+        g.fillStyle = "#ff00ff";
+        g.fillRect(0, 0, canvas.width, canvas.height);
+        g.drawImage(video, 0, 0);
+        resolve({name, width: video.videoWidth, height: video.videoHeight,
+                 bare, onMagenta: {left: at(0.25), right: at(0.75)}});
+      }
     }, {once: true});
     video.src = name;
     document.body.appendChild(video);
