@@ -2,6 +2,7 @@
 
 Shapes (N = B*T frames folded into the batch, `bt` = (B, T) or None for single frames):
   x4 `[N,128,H/16,W/16]` -> x3 `[N,80,H/8]` -> x2 `[N,40,H/4]` -> x1 `[N,32,H/2]` -> hid `[N,16,H,W]`
+  (the last step, `decode0`, has no memory and runs apart: see `RecurrentDecoder`)
 Hidden states: r4 `[B,64,H/16]`, r3 `[B,40,H/8]`, r2 `[B,20,H/4]`, r1 `[B,16,H/2]`; `None` means zeros.
 Each block sends half of its channels through the GRU and passes the other half straight on.
 """
@@ -103,7 +104,9 @@ class OutputBlock(nn.Module):
 
 
 class RecurrentDecoder(nn.Module):
-    """Encoder features + recurrent states -> hidden features `[N,16,H,W]` + new states."""
+    """Encoder features + recurrent states -> x1 `[N,32,H/2,W/2]` + new states (the blocks with
+    memory); `decode0(x1, img)` then gives the hidden features `[N,16,H,W]`. That last block has no
+    memory, so it may run later, on another thread (`MattingNetwork.decode`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -126,25 +129,6 @@ class RecurrentDecoder(nn.Module):
         r4: Tensor | None,
         bt: tuple[int, int] | None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        x1, r1, r2, r3, r4 = self.recurrent(img, f1, f2, f3, f4, r1, r2, r3, r4, bt)
-        return self.decode0(x1, img), r1, r2, r3, r4
-
-    def recurrent(
-        self,
-        img: Tensor,
-        f1: Tensor,
-        f2: Tensor,
-        f3: Tensor,
-        f4: Tensor,
-        r1: Tensor | None,
-        r2: Tensor | None,
-        r3: Tensor | None,
-        r4: Tensor | None,
-        bt: tuple[int, int] | None,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """The blocks with memory, up to half the network's resolution: (x1 `[N,32,H/2,W/2]`, new
-        states). `decode0(x1, img)` finishes `forward`; it has no memory, so it may run later,
-        on another thread."""
         # ceil_mode keeps odd sizes aligned with the 2x upsampling-then-crop above
         s1 = F.avg_pool2d(img, 2, 2, ceil_mode=True, count_include_pad=False)
         s2 = F.avg_pool2d(s1, 2, 2, ceil_mode=True, count_include_pad=False)

@@ -197,10 +197,7 @@ class MattingNetwork(nn.Module):
         modes of this call.
         """
         f = _decoder_layout(features, self.uses_channels_last(features.f1.device))
-        x1, r1, r2, r3, r4 = self.decoder.recurrent(f.small, f.f1, f.f2, f.f3, f.f4, r1, r2, r3, r4, f.bt)
-        if not defer_head:
-            hid = self.decoder.decode0(x1, f.small)
-            return Coarse(f.src, f.small, self.project_mat(hid), hid, f.bt), r1, r2, r3, r4
+        x1, r1, r2, r3, r4 = self.decoder(f.small, f.f1, f.f2, f.f3, f.f4, r1, r2, r3, r4, f.bt)
         grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
 
         def head() -> tuple[Tensor, Tensor]:
@@ -208,6 +205,9 @@ class MattingNetwork(nn.Module):
                 hid = self.decoder.decode0(x1, f.small)
                 return self.project_mat(hid), hid
 
+        if not defer_head:
+            y, hid = head()
+            return Coarse(f.src, f.small, y, hid, f.bt), r1, r2, r3, r4
         return Coarse(f.src, f.small, bt=f.bt, head=head), r1, r2, r3, r4
 
     def refine(self, coarse: Coarse) -> tuple[Tensor, Tensor]:

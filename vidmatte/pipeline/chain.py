@@ -13,9 +13,8 @@ the threads are the runner's (`vidmatte.pipeline.runner`). `reset()` starts a ne
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -107,7 +106,7 @@ class StageChain:
         else:
             rgb = np.stack([f.rgb for f in frames])
             # the frames from now on hold views of the stack, so each picture is held once
-            frames = [dataclasses.replace(f, rgb=rgb[i]) for i, f in enumerate(frames)]
+            frames = [replace(f, rgb=rgb[i]) for i, f in enumerate(frames)]
         ready = self.engine.encode(rgb) if self.plan.encode_ahead else self.engine.to_tensor(rgb)
         return Prepared(frames, rgb, ready)
 
