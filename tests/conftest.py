@@ -70,8 +70,10 @@ def moving_clip(image: np.ndarray, height: int, width: int, frames: int, seed: i
 
 @pytest.fixture(scope="session")
 def engine():
-    """One CPU engine (the bundled weights, auto ratio) for the whole session; tests that depend
-    on its state reset it (the pipeline does so itself)."""
+    """One CPU engine (the bundled weights, auto ratio, fp32 on every processor: the tests that
+    compare two paths to the last bit must not depend on whether `auto` picks mixed precision,
+    tests/model/test_mixed.py covers that) for the whole session; tests that depend on its state
+    reset it (the pipeline does so itself)."""
     from vidmatte import MattingEngine
 
-    return MattingEngine(device="cpu")
+    return MattingEngine(device="cpu", precision="fp32")

@@ -36,7 +36,7 @@ def test_state_is_carried_and_reset_equals_fresh_engine(engine, clip):
     engine(clip[1:])
     engine.reset()
     again = engine(clip[:1]).alpha
-    fresh = MattingEngine(device="cpu", model=engine.model)(clip[:1]).alpha
+    fresh = MattingEngine(device="cpu", precision=engine.precision, model=engine.model)(clip[:1]).alpha
     assert torch.equal(again, fresh) and torch.equal(again, first)
 
 
@@ -55,7 +55,7 @@ def test_outputs_and_conversions(engine, clip):
 
 @pytest.mark.parametrize("ratio", [1.0, 0.5, 0.3])  # 0.3 of 144x256 is not whole: no byte shrink
 def test_tensor_input_matches_uint8_input(engine, clip, ratio):
-    other = MattingEngine(device="cpu", downsample_ratio=ratio, model=engine.model)
+    other = MattingEngine(device="cpu", precision=engine.precision, downsample_ratio=ratio, model=engine.model)
     features = other.encode(clip[:2])
     assert features.src.dtype == torch.uint8  # CPU frames stay bytes until the full-resolution half
     a, _ = other.step(clip[:2])
@@ -182,7 +182,9 @@ def test_describe_says_device_precision_and_why_not_a_gpu(engine):
     assert engine.describe() == "cpu, fp32"  # asked for by name: nothing to explain
     if not torch.cuda.is_available():
         auto = MattingEngine(model=engine.model)
-        assert auto.describe().startswith("cpu, fp32 (") and "CUDA" in auto.describe()  # auto chose the CPU: why
+        chosen = "fp32, bf16 decoder convolutions" if auto.precision == "mixed" else "fp32"
+        assert auto.describe().startswith(f"cpu, {chosen} (") and "CUDA" in auto.describe()  # auto chose the CPU: why
+        assert engine.model.conv_operands is None  # the model given was copied, not switched under `engine`
 
 
 def test_the_memoryless_last_block_runs_where_its_output_is_first_read(engine, clip, monkeypatch):

@@ -18,7 +18,16 @@ from . import __version__
 from .distributed.split import DEFAULT_PREROLL
 from .errors import FolderFailures, VidmatteError
 from .io.formats import OUTPUT_TYPES
-from .options import SMOOTH_STRENGTH, STILL_PASSES, WARMUP_PASSES, MatteOptions, Progress, log
+from .options import (
+    PRECISION_CHOICES,
+    PRECISION_HELP,
+    SMOOTH_STRENGTH,
+    STILL_PASSES,
+    WARMUP_PASSES,
+    MatteOptions,
+    Progress,
+    log,
+)
 
 if TYPE_CHECKING:
     from .api import MatteResult
@@ -79,8 +88,8 @@ def _fps(ctx: click.Context, param: click.Parameter, value: str) -> Fraction:
     "--precision",
     default="auto",
     show_default=True,
-    type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-    help="auto = fp16 on CUDA, fp32 elsewhere.",
+    type=click.Choice(PRECISION_CHOICES),
+    help=PRECISION_HELP,
 )
 @click.option(
     "--quality", type=int, help="Encoder CRF, lower is better (WebM 0-63, default 30; H.264 0-51, default 18)."

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .errors import DeviceError
+from .model.mixed import cpu_has_native_bf16
 from .model.network import Coarse, Features, MattingNetwork
 from .model.resample import scale_bilinear_bytes
 from .transfer import to_device
@@ -26,8 +27,9 @@ from .weights import load_model
 #: Frames: uint8 RGB numpy `(H,W,3)` or `(T,H,W,3)`, or torch float RGB `[3,H,W]`/`[T,3,H,W]` in 0..1.
 Frames = np.ndarray | Tensor
 
-_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-_PRECISION_NAMES = {dtype: name for name, dtype in _PRECISIONS.items()}
+#: precision name -> the network's dtype; "mixed" is fp32 whose decoder convolutions multiply bf16
+#: operands (CPU only, `vidmatte.model.mixed`); the names users give are `options.PRECISION_CHOICES`
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "mixed": torch.float32}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -51,15 +53,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or mps") from None
 
 
-def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """`auto` is fp16 on CUDA and fp32 elsewhere."""
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision a run uses, by name (a key of PRECISIONS). `auto` is fp16 on CUDA; on CPU
+    `mixed` where the processor multiplies bf16 natively, else fp32; fp32 elsewhere."""
     if precision == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if precision not in _PRECISIONS:
-        raise DeviceError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+        if device.type == "cuda":
+            return "fp16"
+        return "mixed" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}; use auto, {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type == "cpu":
-        raise DeviceError("fp16 is not supported on the CPU; use fp32 or bf16")
-    return _PRECISIONS[precision]
+        raise DeviceError("fp16 is not supported on the CPU; use fp32, mixed or bf16")
+    if precision == "mixed" and device.type != "cpu":
+        raise DeviceError(f"mixed precision is for the CPU; use fp16, bf16 or fp32 on {device.type}")
+    return precision
 
 
 def check_ratio(ratio: float | str) -> float | str:
@@ -87,6 +94,19 @@ def _batch(frames: np.ndarray) -> np.ndarray:
     return frames if frames.ndim == 4 else frames[None]
 
 
+def _with_operands(model: MattingNetwork, precision: str, own: bool) -> MattingNetwork:
+    """`model` with the convolution operands `precision` multiplies: as it is where they match,
+    else switched in place when `own` (the engine loaded it) or a switched copy (another engine
+    may be running the model given)."""
+    operands = torch.bfloat16 if precision == "mixed" else None
+    if not isinstance(model, MattingNetwork) or model.conv_operands == operands:
+        return model
+    if not own:
+        model = copy.deepcopy(model)
+    model.use_conv_operands(operands)
+    return model
+
+
 class MattingEngine:
     """Stateful matting engine: model, device, precision, ratio and the recurrent state.
 
@@ -104,10 +124,15 @@ class MattingEngine:
         model: MattingNetwork | None = None,
     ) -> None:
         self.requested_device = str(device)
+        self.requested_precision = precision
         self.device = resolve_device(device)
-        self.dtype = resolve_dtype(precision, self.device)
+        self.precision = resolve_precision(precision, self.device)
+        self.dtype = PRECISIONS[self.precision]
         self.downsample_ratio = check_ratio(downsample_ratio)
-        self.model = model if model is not None else load_model(self.device, self.dtype)
+        if model is None:
+            self.model = _with_operands(load_model(self.device, self.dtype), self.precision, own=True)
+        else:
+            self.model = _with_operands(model, self.precision, own=False)
         self.state: RecurrentState = EMPTY_STATE
 
     def reset(self) -> None:
@@ -119,6 +144,18 @@ class MattingEngine:
         own downsample ratio and an empty state; this one is left as it is."""
         other = copy.copy(self)
         other.downsample_ratio = check_ratio(downsample_ratio)
+        other.state = EMPTY_STATE
+        return other
+
+    def with_precision(self, precision: str) -> MattingEngine:
+        """Another engine like `with_ratio`, at another precision of the same dtype (fp32 <->
+        mixed); its model is this one's, or a copy where the convolutions' operands differ."""
+        other = copy.copy(self)
+        other.precision = resolve_precision(precision, self.device)
+        if PRECISIONS[other.precision] != self.dtype:
+            raise ValueError(f"{precision} runs {PRECISIONS[other.precision]}, this engine {self.dtype}")
+        other.requested_precision = precision
+        other.model = _with_operands(self.model, other.precision, own=False)
         other.state = EMPTY_STATE
         return other
 
@@ -139,7 +176,7 @@ class MattingEngine:
         if self.device.type == "cuda":
             index = self.device.index if self.device.index is not None else torch.cuda.current_device()
             name = f"cuda:{index} {torch.cuda.get_device_name(index)}"
-        text = f"{name}, {_PRECISION_NAMES[self.dtype]}"
+        text = f"{name}, {'fp32, bf16 decoder convolutions' if self.precision == 'mixed' else self.precision}"
         if self.device.type == "cpu" and self.requested_device == "auto":
             # the most common surprise with tools like this one: a GPU that is silently not used
             why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"

@@ -13,6 +13,12 @@ from fractions import Fraction
 
 from .distributed.split import DEFAULT_PREROLL
 
+#: `precision` values (mapped to dtypes by `vidmatte.engine.PRECISIONS`): auto = fp16 on CUDA; on
+#: CPU mixed (fp32, the decoder's convolutions multiplying bf16) where the processor multiplies
+#: bf16 natively, else fp32 (`vidmatte.model.mixed`).
+PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16", "mixed")
+PRECISION_HELP = "auto = fp16 on CUDA; on CPU mixed where it has bf16 instructions (AVX512-BF16, AMX), else fp32."
+
 #: Default passes of a shot's first frame that prime the recurrent state (benchmarks/video_quality.md).
 WARMUP_PASSES = 4
 #: Weight of the past at a steady pixel for `smooth` (`AlphaSmoother`; benchmarks/temporal.md).

@@ -35,7 +35,8 @@ def pool(ray_session):
     from vidmatte.distributed.driver import RayPool, Settings
     from vidmatte.options import MatteOptions
 
-    with RayPool(Settings(workers=2), MatteOptions(device="cpu")) as running:
+    # fp32 as the session's engine, whose runs the workers' are compared with to the last level
+    with RayPool(Settings(workers=2), MatteOptions(device="cpu", precision="fp32")) as running:
         yield running
 
 

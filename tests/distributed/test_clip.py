@@ -24,7 +24,7 @@ from vidmatte.distributed.work import work_dir
 from vidmatte.io import read_webm_alpha_frames
 from vidmatte.options import MatteOptions
 
-OPTIONS = MatteOptions(device="cpu", workers=2, segment_frames=SEGMENT_FRAMES, preroll=PREROLL)
+OPTIONS = MatteOptions(device="cpu", precision="fp32", workers=2, segment_frames=SEGMENT_FRAMES, preroll=PREROLL)
 #: Frames whose segment starts at the clip's start or at the cut (or whose preroll reaches back
 #: to the shot's start): there the distributed output is the sequential one.
 SEGMENTS = split_clip(FRAMES, [CUT], segment_frames=SEGMENT_FRAMES, preroll=PREROLL)

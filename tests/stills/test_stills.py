@@ -304,7 +304,7 @@ def test_converging_reduces_the_change_between_passes(portrait, matter):
 
 def test_single_pass_still_is_the_video_frame_result(sample_rgb, matter):
     picture = cv2.resize(sample_rgb, (256, 256), interpolation=cv2.INTER_AREA)  # network at its own size
-    frame = MattingEngine(device="cpu", model=matter.model)(picture)
+    frame = MattingEngine(device="cpu", precision=matter.precision, model=matter.model)(picture)
     still = matte_still(matter, picture, max_passes=1)
     assert still.passes == 1 and still.scale == 1.0
     np.testing.assert_allclose(still.alpha, frame.alpha[0, 0].numpy(), atol=1e-5)
@@ -362,3 +362,20 @@ def test_still_mode_reports_passes_and_rows(matter, portrait):
     assert [c for c in calls if c[0] == "passes"] == [("passes", 1, 3), ("passes", 2, 3), ("passes", 3, 3)]
     rows = [c for c in calls if c[0] == "full resolution"]
     assert rows and rows[-1] == ("full resolution", SIZE, SIZE)
+
+
+def test_still_mode_runs_fp32_where_auto_chose_mixed_precision(monkeypatch, matter, portrait):
+    """Its repeated passes could settle elsewhere on bf16 roundings: an automatic choice of mixed
+    precision is set aside for stills (the same pictures as fp32), a mixed one asked for is kept."""
+    import vidmatte.engine as engine_module
+    from vidmatte.stills import still_engine
+
+    monkeypatch.setattr(engine_module, "cpu_has_native_bf16", lambda: True)
+    auto = MattingEngine(device="cpu", model=matter.model)
+    assert auto.precision == "mixed" and auto.model.conv_operands == torch.bfloat16
+    chosen = still_engine(auto)
+    assert chosen.precision == "fp32" and chosen.model.conv_operands is None
+    assert auto.model.conv_operands == torch.bfloat16  # the video engine keeps its precision
+    assert np.array_equal(matte_still(auto, portrait).alpha, matte_still(matter, portrait).alpha)
+    asked = MattingEngine(device="cpu", precision="mixed", model=auto.model)
+    assert still_engine(asked) is asked

@@ -5,6 +5,7 @@ Shapes (N = B*T frames folded into the batch, `bt` = (B, T) or None for single f
   (the last step, `decode0`, has no memory and runs apart: see `RecurrentDecoder`)
 Hidden states: r4 `[B,64,H/16]`, r3 `[B,40,H/8]`, r2 `[B,20,H/4]`, r1 `[B,16,H/2]`; `None` means zeros.
 Each block sends half of its channels through the GRU and passes the other half straight on.
+The 3x3 convolutions may multiply bf16 operands on CPU (`mixed`); states and gates stay fp32.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layout import cat_channels
+from .mixed import MixedConv2d
 from .resample import scale_bilinear
 from .timefold import unfold_time
 
@@ -24,8 +26,8 @@ class ConvGRU(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.channels = channels
-        self.gates = nn.Conv2d(2 * channels, 2 * channels, 3, padding=1)  # reset and update gates
-        self.candidate = nn.Conv2d(2 * channels, channels, 3, padding=1)
+        self.gates = MixedConv2d(2 * channels, 2 * channels, 3, padding=1)  # reset and update gates
+        self.candidate = MixedConv2d(2 * channels, channels, 3, padding=1)
 
     def step(self, x: Tensor, h: Tensor) -> Tensor:
         r, z = self.gates(cat_channels([x, h])).sigmoid_().split(self.channels, 1)
@@ -80,7 +82,7 @@ class UpsamplingBlock(_HalfRecurrent):
 
     def __init__(self, cin: int, cskip: int, cimg: int, cout: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin + cskip + cimg, cout, 3, padding=1)  # batch norm folded in
+        self.conv = MixedConv2d(cin + cskip + cimg, cout, 3, padding=1)  # batch norm folded in
         self.gru = ConvGRU(cout // 2)
 
     def forward(
@@ -95,8 +97,8 @@ class OutputBlock(nn.Module):
 
     def __init__(self, cin: int, cimg: int, cout: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(cin + cimg, cout, 3, padding=1)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.conv1 = MixedConv2d(cin + cimg, cout, 3, padding=1)
+        self.conv2 = MixedConv2d(cout, cout, 3, padding=1)
 
     def forward(self, x: Tensor, img: Tensor) -> Tensor:
         x = cat_channels([_upsample_to(x, img), img])

@@ -21,6 +21,7 @@ from .decoder import RecurrentDecoder
 from .encoder import MobileNetV3Encoder
 from .layout import Pointwise, channels_last
 from .lraspp import LRASPP
+from .mixed import MixedConv2d
 from .refiner import DeepGuidedFilter
 from .resample import scale_bilinear
 from .timefold import fold_time, unfold_time
@@ -129,6 +130,18 @@ class MattingNetwork(nn.Module):
         self.refiner = DeepGuidedFilter()
         #: run the convolutions NHWC: True, False, or None for the device's default (`prefers_channels_last`)
         self.channels_last: bool | None = None
+
+    def use_conv_operands(self, dtype: torch.dtype | None) -> None:
+        """Let the decoder's 3x3 convolutions multiply `dtype` operands (bf16: `vidmatte.model.mixed`),
+        or None for the weights' own type; for an fp32 model on CPU."""
+        for module in self.decoder.modules():
+            if isinstance(module, MixedConv2d):
+                module.use_operands(dtype)
+
+    @property
+    def conv_operands(self) -> torch.dtype | None:
+        """The decoder convolutions' operand type set by `use_conv_operands`, or None."""
+        return next(m.operands for m in self.decoder.modules() if isinstance(m, MixedConv2d))
 
     def uses_channels_last(self, device: torch.device) -> bool:
         """Whether the convolutions run NHWC on `device`: `channels_last`, or the device's default."""

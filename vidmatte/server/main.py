@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import VidmatteError
+from ..options import PRECISION_CHOICES, PRECISION_HELP
 from .security import is_loopback
 
 if TYPE_CHECKING:
@@ -156,7 +157,9 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 )
 @click.option("--webhooks", is_flag=True, help="Let jobs name a webhook_url the server POSTs to when they end.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"]))
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]))
+@click.option(
+    "--precision", default="auto", show_default=True, type=click.Choice(PRECISION_CHOICES), help=PRECISION_HELP
+)
 @click.option(
     "--workers",
     type=click.IntRange(1),

@@ -11,6 +11,7 @@ from .converge import (
     converge_coarse,
     matte_still,
     network_input_size,
+    still_engine,
     still_scale,
 )
 from .image import check_image_job, matte_image, render_still
@@ -32,6 +33,7 @@ __all__ = [
     "network_input_size",
     "read_image",
     "render_still",
+    "still_engine",
     "still_scale",
     "write_image",
 ]

@@ -152,6 +152,16 @@ def converge(
 
 
 @torch.inference_mode()
+def still_engine(engine: MattingEngine) -> MattingEngine:
+    """The engine still mode runs: `engine`, or where `auto` chose mixed precision an fp32 one on
+    the same weights. Still mode repeats the network over one picture until it settles, and on a
+    few hard pictures bf16 roundings send that to another outcome (benchmarks/mixed.md); the
+    network is a small part of a still's time."""
+    if engine.precision == "mixed" and engine.requested_precision == "auto":
+        return engine.with_precision("fp32")
+    return engine
+
+
 def matte_still(
     engine: MattingEngine,
     rgb: np.ndarray,
@@ -169,8 +179,10 @@ def matte_still(
     has one, else `still_scale` at the picture's real resolution. `detail` is its enlargement
     factor; None measures it (`detail_factor`). `flip` also runs the mirrored picture and
     averages the two (the average of the guided filter's linear models, so the full-resolution
-    pass runs once). `progress` gets "passes" and "full resolution" (rows) reports.
+    pass runs once). `progress` gets "passes" and "full resolution" (rows) reports. Runs on
+    `still_engine(engine)`.
     """
+    engine = still_engine(engine)
     height, width = rgb.shape[:2]
     if detail is None:
         detail = detail_factor(rgb)

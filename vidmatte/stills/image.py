@@ -20,7 +20,7 @@ from ..options import MatteOptions, ProgressCallback, log
 from ..pipeline.subject import selection_of
 from ..plan import describe_run
 from ..subject import still_gate
-from .converge import StillResult, matte_still, network_input_size, still_scale
+from .converge import StillResult, matte_still, network_input_size, still_engine, still_scale
 
 
 def check_image_job(target: str | Path, options: MatteOptions) -> str:
@@ -66,7 +66,7 @@ def matte_image(
         picture = read_image(source)
     if selection is not None:
         selection.check_frame(picture.width, picture.height)  # a point outside, a mask of another size
-    engine = engine or MattingEngine(options.device, options.precision, options.downsample_ratio)
+    engine = still_engine(engine or MattingEngine(options.device, options.precision, options.downsample_ratio))
     detail = detail_factor(picture.rgb)
     scale = (
         still_scale(picture.height, picture.width, detail=detail)
