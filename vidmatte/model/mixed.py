@@ -2,8 +2,8 @@
 
 On processors with bf16 dot-product instructions (AVX512_BF16, AMX-BF16) oneDNN runs a bf16
 convolution at about twice the rate of an fp32 one, accumulating in fp32. The recurrent
-decoder's 3x3 convolutions are most of a CPU frame's arithmetic (benchmarks/stages.md), so
-they take bf16 operands while their inputs, outputs, the recurrent state, the gates' activations,
+decoder's 3x3 convolutions are the largest part of a CPU frame's arithmetic, and already at the
+fp32 peak of a core (benchmarks/speed.md), so they take bf16 operands while their inputs, outputs, the recurrent state, the gates' activations,
 the encoder, the projection and the guided filter stay fp32: the rounding is that of the
 operands only, not compounded through the state (benchmarks/mixed.md measures the alpha). Where
 the processor lacks those instructions bf16 is emulated and slower, so `auto` keeps fp32 there.
@@ -53,6 +53,8 @@ class MixedConv2d(nn.Conv2d):
         if dtype is None:
             self._operands = None
             return
+        if self.padding_mode != "zeros":  # forward pads as F.conv2d does: with zeros only
+            raise ValueError(f"{self.padding_mode} padding has no {dtype} path")
         weight = self.weight.detach().to(dtype).contiguous(memory_format=torch.channels_last)
         bias = None if self.bias is None else self.bias.detach().to(dtype)
         self._operands = (weight, bias)
