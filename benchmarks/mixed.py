@@ -1,12 +1,12 @@
-"""Mixed precision on CPU (`--precision mixed`): what the decoder's bf16 convolutions cost in alpha, and gain in time.
+"""Mixed precision on CPU (`--precision mixed`): what bf16 convolutions cost in alpha, and gain in time.
 
 Quality: the whole network, state carried frame by frame as the pipeline runs it, in fp32 and in
 mixed precision, on synthetic clips with ground truth (people from ../shared/eval composited
 over still and moving backgrounds, as in benchmarks/temporal.md) and on the real clips of
 ../shared/eval/videos; per clip: the difference to fp32 (mean, 99.9th percentile, max) and
-MAD / dtSSD against the truth both ways. Time: the recurrent decoder alone at the network's real
-shape (720p at ratio 0.25, one thread, alternated rounds) and, with --cli-rounds, the whole
-command line on a 150-frame 720p clip at `--precision fp32` and `mixed`, alternated.
+MAD / dtSSD against the truth both ways. Time: the front and the recurrent decoder at the
+network's real shape (720p at ratio 0.25, one thread, alternated rounds) and, with --cli-rounds,
+the whole command line on a 150-frame 720p clip at `--precision fp32` and `mixed`, alternated.
 
 Reads ../shared/eval/ for measuring only (only figures leave this script, into
 benchmarks/mixed.md); `--crops DIR` also writes the worst crop of each clip (fp32, mixed, and
@@ -88,8 +88,10 @@ def save_crop(folder: Path, name: str, a: np.ndarray, b: np.ndarray, size: int =
     )
 
 
-def decoder_ms(rounds: int) -> dict[str, float]:
-    """Median ms a frame of the recurrent decoder (blocks, last block, projection), one thread, 720p at 0.25."""
+def network_ms(rounds: int) -> dict[str, dict[str, float]]:
+    """Median ms a frame, one thread, 720p at ratio 0.25, of the front (resize, encoder, LR-ASPP;
+    4 frames a call, as the CPU pipeline runs it) and of the recurrent decoder (blocks, last
+    block, projection): {"front" | "decoder": {"fp32": ms, "mixed": ms}}."""
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.mp4"
@@ -97,9 +99,17 @@ def decoder_ms(rounds: int) -> dict[str, float]:
         matter = Matter(device="cpu", precision="fp32", downsample_ratio=0.25)
         with VideoReader(clip) as reader:
             frames = [f.rgb for f in reader]
-    times: dict[str, list[float]] = {"fp32": [], "mixed": []}
+    batches = [np.stack(frames[i : i + 4]) for i in range(0, len(frames), 4)]
+    times: dict[str, dict[str, list[float]]] = {
+        "front": {"fp32": [], "mixed": []},
+        "decoder": {"fp32": [], "mixed": []},
+    }
     with torch.inference_mode():
         features = [matter.encode(f) for f in frames]
+
+        def encode() -> None:
+            for batch in batches:
+                matter.encode(batch)
 
         def decode() -> None:
             state: tuple = (None,) * 4
@@ -107,14 +117,15 @@ def decoder_ms(rounds: int) -> dict[str, float]:
                 _, *state = matter.model.decode(f, *state)
 
         for _ in range(rounds):
-            for mode in times:
+            for mode in ("fp32", "mixed"):
                 matter.model.use_conv_operands(torch.bfloat16 if mode == "mixed" else None)
-                decode()  # warm-up: oneDNN builds its kernels for the new types
-                start = time.perf_counter()
-                decode()
-                times[mode].append((time.perf_counter() - start) / len(features) * 1000)
+                for part, run_part in (("front", encode), ("decoder", decode)):
+                    run_part()  # warm-up: oneDNN builds its kernels for the new types
+                    start = time.perf_counter()
+                    run_part()
+                    times[part][mode].append((time.perf_counter() - start) / len(frames) * 1000)
     torch.set_num_threads(2)
-    return {mode: statistics.median(t) for mode, t in times.items()}
+    return {part: {mode: statistics.median(t) for mode, t in by_mode.items()} for part, by_mode in times.items()}
 
 
 def cli_seconds(rounds: int) -> dict[str, list[float]]:
@@ -135,7 +146,7 @@ def cli_seconds(rounds: int) -> dict[str, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--rounds", type=int, default=5, help="alternated rounds of the decoder timing")
+    parser.add_argument("--rounds", type=int, default=5, help="alternated rounds of the network timing")
     parser.add_argument("--cli-rounds", type=int, default=3, help="alternated whole-process runs (0: none)")
     parser.add_argument("--crops", type=Path, help="write the worst crop of each clip here (outside the repo)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "mixed.md")
@@ -165,17 +176,17 @@ def main() -> None:
         print(" | ".join(row), flush=True)
         if args.crops:
             save_crop(args.crops, name, fp32, mixed)
-    decoder = decoder_ms(args.rounds)
-    print(f"decoder ms/frame: {decoder}", flush=True)
+    network = network_ms(args.rounds)
+    print(f"ms/frame: {network}", flush=True)
     cli = cli_seconds(args.cli_rounds) if args.cli_rounds else None
-    write_report(args, rows, decoder, cli, time.perf_counter() - started)
+    write_report(args, rows, network, cli, time.perf_counter() - started)
 
 
-def write_report(args: argparse.Namespace, rows: list, decoder: dict, cli: dict | None, elapsed: float) -> None:
+def write_report(args: argparse.Namespace, rows: list, network: dict, cli: dict | None, elapsed: float) -> None:
     command = f"python benchmarks/mixed.py --frames {args.frames} --rounds {args.rounds} --cli-rounds {args.cli_rounds}"
     native = "has" if cpu_has_native_bf16() else "lacks"
     lines = [
-        "# Mixed precision on CPU: bf16 operands for the decoder's convolutions",
+        "# Mixed precision on CPU: bf16 operands for the largest convolutions",
         "",
         f"Command: `{command}` ({elapsed / 60:.1f} min).  ",
         f"Machine: {temporal.cpu_name()}, 2 cores, torch {torch.__version__}; the processor {native} "
@@ -193,9 +204,15 @@ def write_report(args: argparse.Namespace, rows: list, decoder: dict, cli: dict 
         "",
         "| time | fp32 | mixed | mixed / fp32 |",
         "| --- | ---: | ---: | ---: |",
-        f"| recurrent decoder + projection, 720p at ratio 0.25, one thread, ms a frame (median of "
-        f"{args.rounds} alternated rounds) | {decoder['fp32']:.1f} | {decoder['mixed']:.1f} | "
-        f"{decoder['mixed'] / decoder['fp32']:.2f} |",
+        *[
+            f"| {label}, 720p at ratio 0.25, one thread, ms a frame (median of {args.rounds} alternated "
+            f"rounds) | {network[part]['fp32']:.1f} | {network[part]['mixed']:.1f} | "
+            f"{network[part]['mixed'] / network[part]['fp32']:.2f} |"
+            for part, label in (
+                ("front", "front: resize, encoder, LR-ASPP, 4 frames a call"),
+                ("decoder", "recurrent decoder + projection"),
+            )
+        ],
     ]
     if cli:
         fp32, mixed = statistics.median(cli["fp32"]), statistics.median(cli["mixed"])

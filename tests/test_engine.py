@@ -182,7 +182,7 @@ def test_describe_says_device_precision_and_why_not_a_gpu(engine):
     assert engine.describe() == "cpu, fp32"  # asked for by name: nothing to explain
     if not torch.cuda.is_available():
         auto = MattingEngine(model=engine.model)
-        chosen = "fp32, bf16 decoder convolutions" if auto.precision == "mixed" else "fp32"
+        chosen = "mixed (bf16 convolutions, fp32 state)" if auto.precision == "mixed" else "fp32"
         assert auto.describe().startswith(f"cpu, {chosen} (") and "CUDA" in auto.describe()  # auto chose the CPU: why
         assert engine.model.conv_operands is None  # the model given was copied, not switched under `engine`
 

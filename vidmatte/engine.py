@@ -27,7 +27,7 @@ from .weights import load_model
 #: Frames: uint8 RGB numpy `(H,W,3)` or `(T,H,W,3)`, or torch float RGB `[3,H,W]`/`[T,3,H,W]` in 0..1.
 Frames = np.ndarray | Tensor
 
-#: precision name -> the network's dtype; "mixed" is fp32 whose decoder convolutions multiply bf16
+#: precision name -> the network's dtype; "mixed" is fp32 whose largest convolutions multiply bf16
 #: operands (CPU only, `vidmatte.model.mixed`); the names users give are `options.PRECISION_CHOICES`
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "mixed": torch.float32}
 
@@ -176,7 +176,7 @@ class MattingEngine:
         if self.device.type == "cuda":
             index = self.device.index if self.device.index is not None else torch.cuda.current_device()
             name = f"cuda:{index} {torch.cuda.get_device_name(index)}"
-        text = f"{name}, {'fp32, bf16 decoder convolutions' if self.precision == 'mixed' else self.precision}"
+        text = f"{name}, {'mixed (bf16 convolutions, fp32 state)' if self.precision == 'mixed' else self.precision}"
         if self.device.type == "cpu" and self.requested_device == "auto":
             # the most common surprise with tools like this one: a GPU that is silently not used
             why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"

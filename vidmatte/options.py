@@ -14,7 +14,7 @@ from fractions import Fraction
 from .distributed.split import DEFAULT_PREROLL
 
 #: `precision` values (mapped to dtypes by `vidmatte.engine.PRECISIONS`): auto = fp16 on CUDA; on
-#: CPU mixed (fp32, the decoder's convolutions multiplying bf16) where the processor multiplies
+#: CPU mixed (fp32, the largest convolutions multiplying bf16) where the processor multiplies
 #: bf16 natively, else fp32 (`vidmatte.model.mixed`).
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16", "mixed")
 PRECISION_HELP = "auto = fp16 on CUDA; on CPU mixed where it has bf16 instructions (AVX512-BF16, AMX), else fp32."

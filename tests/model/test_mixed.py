@@ -1,4 +1,4 @@
-"""Mixed precision on CPU: bf16 operands for the decoder's convolutions, fp32 everywhere else."""
+"""Mixed precision on CPU: bf16 operands for the largest convolutions, fp32 everywhere else."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import vidmatte.engine as engine_module
 from tests.conftest import moving_clip
 from vidmatte import DeviceError, MattingEngine, load_model
 from vidmatte.engine import PRECISIONS, resolve_precision
-from vidmatte.model.layout import channels_last
-from vidmatte.model.mixed import MixedConv2d, flags_have_native_bf16
+from vidmatte.model.layout import Pointwise, channels_last
+from vidmatte.model.mixed import MixedConv2d, OperandCopies, flags_have_native_bf16
+from vidmatte.model.network import MIXED_ENCODER_BLOCKS
 from vidmatte.options import PRECISION_CHOICES
 
 ZEN4_FLAGS = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\nbugs\t\t: sysret_ss_attrs\n"
@@ -74,7 +75,7 @@ def test_mixed_engine_alpha_stays_within_a_rounding_of_fp32(sample_rgb):
     assert mixed.model is not fp32.model
     assert mixed.model.conv_operands == torch.bfloat16 and fp32.model.conv_operands is None
     assert MattingEngine(device="cpu", precision="mixed", model=mixed.model).model is mixed.model  # no copy needed
-    assert mixed.describe() == "cpu, fp32, bf16 decoder convolutions"
+    assert mixed.describe() == "cpu, mixed (bf16 convolutions, fp32 state)"
     a = torch.cat([fp32(frame).alpha for frame in clip])  # state carried frame by frame
     b = torch.cat([mixed(frame).alpha for frame in clip])
     difference = (a - b).abs()
@@ -82,3 +83,31 @@ def test_mixed_engine_alpha_stays_within_a_rounding_of_fp32(sample_rgb):
     assert b.amin() >= 0 and b.amax() <= 1
     # the same matte: the portrait's body is foreground, the corners background
     assert b[-1, 0, 100:, 110:150].mean() > 0.8 and b[-1, 0, :20, :20].mean() < 0.1
+
+
+def test_pointwise_multiplies_bf16_rows_and_stays_nhwc():
+    torch.manual_seed(0)
+    layer = Pointwise(96, 40)
+    x = channels_last(torch.randn(2, 96, 12, 20))
+    with torch.inference_mode():
+        exact = layer(x)
+        layer.use_operands(torch.bfloat16)
+        y = layer(x)
+    assert y.dtype == torch.float32 and y.shape == exact.shape and y.stride(1) == 1  # NHWC, as before
+    error = (y - exact).abs().max() / exact.abs().max()
+    assert 0 < error < 2e-2
+
+
+def test_mixed_reaches_the_decoder_and_the_encoder_last_stage_only():
+    model = load_model("cpu")
+    model.use_conv_operands(torch.bfloat16)
+    operands = {name: module.operands for name, module in model.named_modules() if isinstance(module, OperandCopies)}
+    assert operands["decoder.decode0.conv2"] == torch.bfloat16
+    assert operands["decoder.decode4.gru.gates"] == torch.bfloat16
+    assert operands["aspp.branch"] == torch.bfloat16
+    assert operands[f"backbone.features.{MIXED_ENCODER_BLOCKS}.expand.0"] == torch.bfloat16
+    assert operands["backbone.features.16.0"] == torch.bfloat16
+    assert operands[f"backbone.features.{MIXED_ENCODER_BLOCKS - 1}.expand.0"] is None  # higher resolution: fp32
+    assert operands["project_mat"] is None and operands["backbone.features.2.expand.0"] is None
+    model.use_conv_operands(None)
+    assert all(module.operands is None for module in model.modules() if isinstance(module, OperandCopies))

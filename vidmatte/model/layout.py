@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .mixed import OperandCopies
+
 CHANNELS_LAST = torch.channels_last
 
 
@@ -48,13 +50,14 @@ def cat_channels(tensors: Sequence[Tensor]) -> Tensor:
     return torch.cat(list(tensors), 1, out=out)
 
 
-class Pointwise(nn.Conv2d):
+class Pointwise(OperandCopies, nn.Conv2d):
     """A 1x1 convolution (same parameters, same state-dict keys) that runs NHWC CPU input as
     one matrix product.
 
     PyTorch sends single-threaded, batch-1 1x1 convolutions to its generic path, whose bias
     initialisation alone costs 2 ms on a 64x90x160 NHWC output; `addmm` on the `[N*H*W, C]`
     view of the same memory does the same sums without it, and its output is NHWC again.
+    With `OperandCopies` set (mixed precision) it multiplies bf16 rows and weights, returning fp32.
     """
 
     def __init__(self, cin: int, cout: int, bias: bool = True) -> None:
@@ -65,6 +68,8 @@ class Pointwise(nn.Conv2d):
             return super().forward(x)
         n, c, h, w = x.shape
         rows = x.permute(0, 2, 3, 1).reshape(-1, c)
-        weight = self.weight.view(self.out_channels, c).t()
-        out = rows @ weight if self.bias is None else torch.addmm(self.bias, rows, weight)
-        return out.view(n, h, w, self.out_channels).permute(0, 3, 1, 2)
+        weight, bias = self.operands_for(x) or (self.weight, self.bias)
+        weight = weight.view(self.out_channels, c).t()
+        rows = rows.to(weight.dtype)
+        out = rows @ weight if bias is None else torch.addmm(bias, rows, weight)
+        return out.to(x.dtype).view(n, h, w, self.out_channels).permute(0, 3, 1, 2)

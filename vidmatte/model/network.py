@@ -21,7 +21,7 @@ from .decoder import RecurrentDecoder
 from .encoder import MobileNetV3Encoder
 from .layout import Pointwise, channels_last
 from .lraspp import LRASPP
-from .mixed import MixedConv2d
+from .mixed import OperandCopies
 from .refiner import DeepGuidedFilter
 from .resample import scale_bilinear
 from .timefold import fold_time, unfold_time
@@ -118,6 +118,11 @@ def _decoder_layout(f: Features, nhwc: bool) -> Features:
     )
 
 
+#: the encoder's blocks from this one on (112-960 channels at 1/16 of the input) take bf16
+#: operands in their 1x1 convolutions under `use_conv_operands`
+MIXED_ENCODER_BLOCKS = 11
+
+
 class MattingNetwork(nn.Module):
     """Robust Video Matting, MobileNetV3-Large variant (Lin et al. 2021, arXiv 2108.11515)."""
 
@@ -132,16 +137,20 @@ class MattingNetwork(nn.Module):
         self.channels_last: bool | None = None
 
     def use_conv_operands(self, dtype: torch.dtype | None) -> None:
-        """Let the decoder's 3x3 convolutions multiply `dtype` operands (bf16: `vidmatte.model.mixed`),
-        or None for the weights' own type; for an fp32 model on CPU."""
-        for module in self.decoder.modules():
-            if isinstance(module, MixedConv2d):
-                module.use_operands(dtype)
+        """Let the largest convolutions multiply `dtype` operands (bf16: `vidmatte.model.mixed`), or
+        None for the weights' own type; for an fp32 model on CPU. They are the recurrent decoder's
+        and the 1x1 ones of the encoder's last stage and LR-ASPP; the encoder's earlier layers,
+        at higher resolution, stay fp32 (in bf16 they quadrupled the alpha's difference to fp32:
+        benchmarks/speed.md)."""
+        for part in (self.decoder, self.backbone.features[MIXED_ENCODER_BLOCKS:], self.aspp):
+            for module in part.modules():
+                if isinstance(module, OperandCopies):
+                    module.use_operands(dtype)
 
     @property
     def conv_operands(self) -> torch.dtype | None:
-        """The decoder convolutions' operand type set by `use_conv_operands`, or None."""
-        return next(m.operands for m in self.decoder.modules() if isinstance(m, MixedConv2d))
+        """The operand type set by `use_conv_operands`, or None."""
+        return next(m.operands for m in self.decoder.modules() if isinstance(m, OperandCopies))
 
     def uses_channels_last(self, device: torch.device) -> bool:
         """Whether the convolutions run NHWC on `device`: `channels_last`, or the device's default."""
