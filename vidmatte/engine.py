@@ -129,10 +129,8 @@ class MattingEngine:
         self.precision = resolve_precision(precision, self.device)
         self.dtype = PRECISIONS[self.precision]
         self.downsample_ratio = check_ratio(downsample_ratio)
-        if model is None:
-            self.model = _with_operands(load_model(self.device, self.dtype), self.precision, own=True)
-        else:
-            self.model = _with_operands(model, self.precision, own=False)
+        loaded = model if model is not None else load_model(self.device, self.dtype)
+        self.model = _with_operands(loaded, self.precision, own=model is None)
         self.state: RecurrentState = EMPTY_STATE
 
     def reset(self) -> None:

@@ -151,7 +151,6 @@ def converge(
     return engine.refine(coarse)
 
 
-@torch.inference_mode()
 def still_engine(engine: MattingEngine) -> MattingEngine:
     """The engine still mode runs: `engine`, or where `auto` chose mixed precision an fp32 one on
     the same weights. Still mode repeats the network over one picture until it settles, and on a
@@ -162,6 +161,7 @@ def still_engine(engine: MattingEngine) -> MattingEngine:
     return engine
 
 
+@torch.inference_mode()
 def matte_still(
     engine: MattingEngine,
     rgb: np.ndarray,
